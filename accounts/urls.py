@@ -1,0 +1,3 @@
+from .views import AccountEntity
+
+urlpatterns, app_name = AccountEntity.urls()

@@ -1,0 +1,3 @@
+from .views import ChannelEntity
+
+urlpatterns, app_name = ChannelEntity.urls()

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class CrmConfig(AppConfig):
+    name = "crm"
+    verbose_name = "Organization"
+
+    def ready(self):
+        from . import signals  # noqa: F401

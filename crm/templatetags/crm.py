@@ -1,0 +1,31 @@
+from django import template
+from django.utils.html import format_html
+
+register = template.Library()
+
+SKIP = {"id", "owner", "business_unit", "created_at", "updated_at"}
+
+
+@register.simple_tag
+def nav_entities():
+    from crm.views import ENTITIES
+
+    return [e for e in ENTITIES if getattr(e, "in_navigation", True)]
+
+
+@register.filter
+def display_fields(obj):
+    """(label, value) of a record's plain fields, for a generic General section."""
+    rows = []
+    for f in obj._meta.fields:
+        if f.name in SKIP or f.auto_created:
+            continue
+        display = getattr(obj, f"get_{f.name}_display", None)
+        rows.append((f.verbose_name, display() if display else getattr(obj, f.name)))
+    return rows
+
+
+@register.simple_tag
+def search_hint(obj):
+    hint = getattr(obj, "search_hint", None)
+    return format_html('<span class="text-muted small">· {}</span>', hint()) if callable(hint) and hint() else ""

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from .views import HomeView, SearchView
+
+admin.site.site_header = "CRM administration"
+admin.site.site_title = "CRM admin"
+
+urlpatterns = [
+    path("", HomeView.as_view(), name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("search/", SearchView.as_view(), name="search"),
+    path("admin/", admin.site.urls),
+    path("channels/", include("channels.urls")),
+    path("accounts/", include("accounts.urls")),
+]

@@ -1,0 +1,23 @@
+// Grid selection: the row checkboxes feed the mass-action form.
+document.addEventListener("change", (event) => {
+  const box = event.target;
+  if (!box.matches('input[type="checkbox"]')) return;
+  if (box.dataset.selectAll) {
+    document.querySelectorAll('input[name="pk"][form="mass-form"]').forEach((b) => { b.checked = box.checked; });
+  }
+  const picked = document.querySelectorAll('input[name="pk"][form="mass-form"]:checked').length;
+  document.querySelectorAll("[data-selected-count]").forEach((el) => { el.textContent = `${picked} selected`; });
+  document.querySelectorAll("[data-mass-action]").forEach((b) => { b.disabled = picked === 0; });
+});
+// Long form posts (import validation and import) show a progress bar and cannot be sent twice.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!form.matches("[data-progress]")) return;
+  form.querySelectorAll(".progress").forEach((p) => p.classList.remove("d-none"));
+  form.querySelectorAll('button[type="submit"]').forEach((b) => { b.disabled = true; });
+  if (event.submitter && event.submitter.name) {
+    const keep = document.createElement("input");
+    keep.type = "hidden"; keep.name = event.submitter.name; keep.value = event.submitter.value;
+    form.appendChild(keep);
+  }
+});

@@ -32,7 +32,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
-	$(PY) manage.py bench
+	CRM_TESTING=1 $(PY) manage.py bench $(BENCH_ARGS)
 
 clean:
 	rm -rf staticfiles .pytest_cache test-artifacts build dist *.egg-info

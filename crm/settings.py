@@ -4,6 +4,7 @@
 """
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -128,6 +129,9 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+if DEBUG or TESTING:
+    # Development serves static files from the finders; no collectstatic folder is expected.
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

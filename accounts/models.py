@@ -8,6 +8,11 @@ class Account(OwnedModel):
     """A client: aggregates its business customers across channels."""
 
     name = models.CharField(max_length=200, db_index=True)
+    website = models.URLField(blank=True)
+    industry = models.CharField(max_length=100, blank=True)
+    referred_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals"
+    )
     description = models.TextField(blank=True)
     history = HistoricalRecords()
 

@@ -1,4 +1,11 @@
-from crm.views import Entity
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+from django.views.generic import TemplateView
+
+from crm.views import Entity, EntityMixin
+
+from . import services
 
 from .filters import AccountFilter
 from .forms import AccountForm
@@ -16,3 +23,44 @@ class AccountEntity(Entity):
     resource_class = AccountResource
     list_select_related = ("owner", "business_unit")
     icon = "bi-building"
+    extra_mass_actions = (("accounts:merge", "Merge", "bi-union"),)
+
+
+class MergeView(EntityMixin, TemplateView):
+    """Pick the master and each field's kept value for 2-5 accounts, then merge."""
+
+    entity = AccountEntity
+    template_name = "accounts/merge.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        self.accounts = list(self.selected("delete").select_related("owner", "business_unit").order_by("pk"))
+        try:
+            services.check_merge(self.accounts, request.user)
+        except ValidationError as e:
+            messages.error(request, e.messages[0])
+            return redirect("accounts:list")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request, *args, **kwargs):
+        master = self.accounts[0]
+        return self.render_page(master, services.default_choices(master, self.accounts))
+
+    def render_page(self, master, choices):
+        rows = []
+        for f in services.mergeable_fields():
+            cells = [(a, getattr(a, f.name)) for a in self.accounts]
+            differs = len({str(v) for _, v in cells}) > 1
+            rows.append({"field": f, "cells": cells, "chosen": choices[f.name], "differs": differs})
+        return self.render_to_response(self.get_context_data(accounts=self.accounts, master=master, rows=rows))
+
+    def post(self, request, *args, **kwargs):
+        by_id = {str(a.pk): a for a in self.accounts}
+        master = by_id.get(request.POST.get("master"), self.accounts[0])
+        choices = {f.name: request.POST.get(f"field_{f.name}", master.pk) for f in services.mergeable_fields()}
+        if "confirm" not in request.POST:  # from the grid, or a new master picked: its defaults
+            return self.render_page(master, services.default_choices(master, self.accounts))
+        master = services.merge_accounts(master, self.accounts, choices, request.user)
+        messages.success(request, f"Merged {len(self.accounts) - 1} account(s) into “{master}”.")
+        return redirect("accounts:detail", master.pk)

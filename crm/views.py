@@ -42,6 +42,7 @@ class Entity:
     list_select_related = ()
     icon = "bi-card-list"
     search_fields = ("name",)        # global search and the grid's quick search
+    extra_mass_actions = ()          # (url name, label, icon) posted the selected pks
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -6,4 +6,4 @@ class CrmConfig(AppConfig):
     verbose_name = "Organization"
 
     def ready(self):
-        from . import signals  # noqa: F401
+        from . import lookups, signals  # noqa: F401

@@ -51,7 +51,7 @@ class CRMFilterSet(df.FilterSet):
         for term in value.split():
             term_cond = Q()
             for path in self.search_fields:
-                term_cond |= Q(**{f"{path}__icontains": term})
+                term_cond |= Q(**{f"{path}__ilike": term})
             cond &= term_cond
         return queryset.filter(cond).distinct() if any("__" in p for p in self.search_fields) else queryset.filter(cond)
 

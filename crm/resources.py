@@ -96,6 +96,12 @@ class CRMResource(resources.ModelResource):
     # -- what the user may touch -------------------------------------------------------
     def get_queryset(self):
         qs = super().get_queryset()
+        # Rows by ID are compared and checked through their name columns' relations; load
+        # those with the rows, or each updated row costs a query per relation.
+        foreign_keys = {f.name for f in self._meta.model._meta.concrete_fields if f.is_relation}
+        related = [f.attribute for f in self.name_fields() if f.attribute in foreign_keys]
+        if related:
+            qs = qs.select_related(*related)
         return restrict(qs, self.user, "change") if self.user is not None else qs
 
     def get_or_init_instance(self, instance_loader, row):

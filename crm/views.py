@@ -39,6 +39,7 @@ class Entity:
     resource_class = None
     namespace = None                 # url namespace and path segment, e.g. "accounts"
     detail_template = "crm/detail.html"
+    form_template = "crm/form.html"
     list_select_related = ()
     icon = "bi-card-list"
     search_fields = ("name",)        # global search and the grid's quick search
@@ -199,7 +200,8 @@ def history_of(obj, limit=50):
 
 
 class RecordFormView(EntityMixin, TemplateView):
-    template_name = "crm/form.html"
+    def get_template_names(self):
+        return [self.entity.form_template]
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:

@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "crm",
     "channels",
     "accounts",
+    "activities",
+    "customers",
 ]
 
 MIDDLEWARE = [

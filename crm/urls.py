@@ -15,4 +15,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("channels/", include("channels.urls")),
     path("accounts/", include("accounts.urls")),
+    path("customers/", include("customers.urls")),
+    path("activities/", include("activities.urls")),
 ]

@@ -1,0 +1,38 @@
+import django_filters as df
+from django.db.models import Q
+from django_countries import countries
+
+from channels.models import Channel
+from crm.filters import OwnedFilterSet
+
+from .models import CURRENCIES, BusinessCustomer
+
+
+class BusinessCustomerFilter(OwnedFilterSet):
+    search_fields = ("name", "primary_email", "primary_phone", "account__name")
+
+    name = df.CharFilter(lookup_expr="ilike", label="Name contains")
+    channel = df.ModelMultipleChoiceFilter(queryset=Channel.objects.all())
+    account = df.CharFilter(field_name="account__name", lookup_expr="ilike", label="Account contains")
+    primary_email = df.CharFilter(lookup_expr="ilike", label="Email contains")
+    primary_phone = df.CharFilter(lookup_expr="ilike", label="Phone contains")
+    billing_city = df.CharFilter(lookup_expr="ilike", label="Billing city contains")
+    billing_country = df.MultipleChoiceFilter(choices=list(countries), label="Billing country")
+    lifetime_value = df.RangeFilter(label="Lifetime value between",
+                                    widget=df.widgets.RangeWidget(attrs={"type": "number", "step": "0.01"}))
+    currency = df.MultipleChoiceFilter(choices=CURRENCIES)
+
+    class Meta:
+        model = BusinessCustomer
+        fields = ["name", "channel", "account", "owner", "business_unit", "primary_email", "primary_phone",
+                  "billing_city", "billing_country", "lifetime_value", "currency"]
+
+    def quick_search(self, queryset, name, value):
+        # Every searched path is on the customer or a to-one relation: no duplicates, no DISTINCT.
+        cond = Q()
+        for term in value.split():
+            term_cond = Q()
+            for path in self.search_fields:
+                term_cond |= Q(**{f"{path}__ilike": term})
+            cond &= term_cond
+        return queryset.filter(cond)

@@ -1,0 +1,177 @@
+from django import forms
+from django.forms.models import BaseInlineFormSet, inlineformset_factory
+
+from accounts.models import Account
+from channels.models import BUSINESS_CUSTOMER, Channel
+from crm.access import access, restrict
+from crm.forms import BootstrapMixin, OwnedForm
+
+from .models import BusinessCustomer, CustomerEmail, CustomerPhone
+
+# Sections of the form and of the record page: (title, fields).
+FIELDSETS = [
+    ("General", ["name", "channel", "account", "create_account", "owner", "business_unit"]),
+    ("Company details", ["legal_name", "registration_number", "registration_date", "tax_number", "industry",
+                         "employees", "website", "lifetime_value", "currency"]),
+    ("Billing address", ["billing_street", "billing_city", "billing_postal_code", "billing_region", "billing_country"]),
+    ("Shipping address", ["shipping_street", "shipping_city", "shipping_postal_code", "shipping_region",
+                          "shipping_country"]),
+    ("Description", ["description"]),
+]
+
+
+class PrimaryFormSet(BaseInlineFormSet):
+    """Phones or emails of a customer: no duplicates, and exactly one primary when there are
+    any (the first one if none was ticked)."""
+
+    value_field = None
+    label = None
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            form.fields["DELETE"].widget.attrs["class"] = "form-check-input"
+
+    def kept_forms(self):
+        return [f for f in self.forms
+                if f.has_changed() or f.instance.pk
+                if not (self.can_delete and self._should_delete_form(f))
+                if f.cleaned_data.get(self.value_field)]
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        kept = self.kept_forms()
+        seen = set()
+        for f in kept:
+            key = str(f.cleaned_data[self.value_field]).strip().lower()
+            if key in seen:
+                f.add_error(self.value_field, f"This {self.label} is listed twice.")
+            seen.add(key)
+        primaries = [f for f in kept if f.cleaned_data.get("is_primary")]
+        if len(primaries) > 1:
+            raise forms.ValidationError(f"Mark only one {self.label} as primary.")
+        self.promoted = None
+        if kept and not primaries:
+            kept[0].cleaned_data["is_primary"] = True
+            kept[0].instance.is_primary = True
+            self.promoted = kept[0].instance
+
+    def primary_value(self):
+        for f in self.kept_forms():
+            if f.cleaned_data.get("is_primary"):
+                return f.cleaned_data[self.value_field]
+        return ""
+
+
+class EmailFormSet(PrimaryFormSet):
+    value_field, label = "email", "email"
+
+
+class PhoneFormSet(PrimaryFormSet):
+    value_field, label = "phone", "phone"
+
+
+class PointForm(BootstrapMixin, forms.ModelForm):
+    @property
+    def point(self):
+        """The bound email or phone field, whichever this form edits."""
+        return self[self._meta.fields[0]]
+
+
+def point_formset(model, base, value_field):
+    return inlineformset_factory(
+        BusinessCustomer, model, form=PointForm, formset=base, fields=[value_field, "kind", "is_primary"],
+        extra=1, can_delete=True, max_num=20, validate_max=True,
+        widgets={"kind": forms.Select(attrs={"class": "form-select"})},
+    )
+
+
+EmailFormSetClass = point_formset(CustomerEmail, EmailFormSet, "email")
+PhoneFormSetClass = point_formset(CustomerPhone, PhoneFormSet, "phone")
+
+
+class BusinessCustomerForm(OwnedForm):
+    """The customer with its emails and phones (inline formsets validated and saved with it)."""
+
+    create_account = forms.BooleanField(
+        required=False, label="Create a new account named after the customer",
+        help_text="Instead of choosing an existing account.",
+    )
+
+    class Meta:
+        model = BusinessCustomer
+        fields = [f for _, names in FIELDSETS for f in names if f != "create_account"]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "registration_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        }
+
+    fieldsets = FIELDSETS
+
+    def __init__(self, data=None, *args, user, **kwargs):
+        super().__init__(data, *args, user=user, **kwargs)
+        channels = Channel.objects.enabling(BUSINESS_CUSTOMER)
+        accounts = restrict(Account.objects.all(), user, "view")
+        if self.instance.pk:
+            # A customer keeps its channel after the channel is deactivated, and its account
+            # even when shared with someone who may not see that account.
+            channels = channels | Channel.objects.filter(pk=self.instance.channel_id)
+            accounts = accounts | Account.objects.filter(pk=self.instance.account_id)
+            del self.fields["create_account"]
+        self.fields["channel"].queryset = channels.order_by("name")
+        self.fields["channel"].help_text = "Active channels that enable business customers."
+        self.fields["account"].queryset = accounts.order_by("name")
+        self.fields["account"].required = False
+        self.fields["website"] = forms.URLField(required=False, assume_scheme="https", label="Website",
+                                                widget=forms.URLInput(attrs={"class": "form-control"}))
+        self.fields["lifetime_value"].widget.attrs.update(step="0.01", min="0")
+        self.formsets = {
+            "emails": EmailFormSetClass(data, instance=self.instance, prefix="emails"),
+            "phones": PhoneFormSetClass(data, instance=self.instance, prefix="phones"),
+        }
+
+    def groups(self):
+        """[(title, bound fields)] for the template."""
+        return [(title, [self[n] for n in names if n in self.fields]) for title, names in self.fieldsets]
+
+    def is_valid(self):
+        valid = super().is_valid()
+        return all([fs.is_valid() for fs in self.formsets.values()]) and valid
+
+    def clean_channel(self):
+        channel = self.cleaned_data.get("channel")
+        if channel and channel.pk != self.instance.channel_id and not channel.enables(BUSINESS_CUSTOMER):
+            raise forms.ValidationError(f"The channel {channel} is inactive or does not enable business customers.")
+        return channel
+
+    def clean_lifetime_value(self):
+        value = self.cleaned_data.get("lifetime_value")
+        if value is not None and value < 0:
+            raise forms.ValidationError("The lifetime sales value cannot be negative.")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("create_account"):
+            if data.get("account"):
+                self.add_error("account", "Choose an account or tick “create a new account”, not both.")
+            elif not self.user.has_perm("accounts.add_account"):
+                self.add_error("create_account", "You may not create accounts.")
+        elif not data.get("account") and "account" not in self.errors:
+            self.add_error("account", "Choose the customer's account, or create a new one named after it.")
+        name, channel = data.get("name"), data.get("channel")
+        if name and channel:
+            clash = (BusinessCustomer.objects.filter(channel=channel, name__iexact=name.strip())
+                     .exclude(pk=self.instance.pk).first())
+            if clash is not None:
+                self.add_error("name", clash_message(clash, channel, self.user))
+        return data
+
+
+def clash_message(clash, channel, user):
+    """Names the existing record when the user may see it; otherwise says only that it exists."""
+    if access(user).can("view", clash):
+        return f"“{clash.name}” (ID {clash.pk}) already exists in {channel}: a name is unique per channel."
+    return f"A business customer of another unit is already named “{clash.name}” in {channel}."

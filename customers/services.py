@@ -1,0 +1,167 @@
+"""Business customer writes that touch more than one row or model, each one transaction:
+saving a customer with its phones, emails and (optionally) a new account, and keeping the
+primary email/phone copied on the customer row in step with its phones and emails."""
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Sum
+
+from accounts.models import Account
+from crm.access import access, restrict
+
+from .models import BusinessCustomer, CustomerEmail, CustomerPhone
+
+# (child model, its value field, the customer column holding the primary value)
+CONTACT_POINTS = ((CustomerEmail, "email", "primary_email"), (CustomerPhone, "phone", "primary_phone"))
+
+
+def save_customer(form, user):
+    """Save the customer form with its phone and email formsets; with "create a new account"
+    ticked, the account is created in the same transaction, named after the customer and
+    owned like it."""
+    with transaction.atomic():
+        customer = form.save(commit=False)
+        if form.cleaned_data.get("create_account"):
+            if not user.has_perm("accounts.add_account"):
+                raise PermissionDenied("You may not create accounts.")
+            account = Account(name=customer.name, owner=customer.owner, business_unit=customer.business_unit)
+            account._history_user = user
+            account._change_reason = f"Created with business customer “{customer.name}”"
+            account.save()
+            customer.account = account
+        for formset in form.formsets.values():
+            model, value_field, column = next(c for c in CONTACT_POINTS if c[0] is formset.model)
+            setattr(customer, column, formset.primary_value())
+        customer._history_user = user
+        customer.save()
+        form.save_m2m()
+        for formset in form.formsets.values():
+            formset.instance = customer
+            _save_points(formset)
+    return customer
+
+
+def _save_points(formset):
+    """Deleted rows and demoted primaries first, so the one-primary constraint holds at every step."""
+    objs = formset.save(commit=False)
+    promoted = getattr(formset, "promoted", None)
+    if promoted is not None and promoted.pk and promoted not in objs:
+        objs.append(promoted)  # an unchanged row made primary because none was ticked
+    for obj in formset.deleted_objects:
+        obj.delete()
+    for obj in sorted(objs, key=lambda o: o.is_primary):
+        obj.save()
+
+
+def sync_primary_columns(customers):
+    """Copy each customer's primary email and phone rows onto its columns (after phones or
+    emails changed elsewhere, e.g. in the admin). Two reads and one bulk update."""
+    customers = list(customers)
+    ids = [c.pk for c in customers]
+    changed = []
+    values = {}
+    for model, value_field, column in CONTACT_POINTS:
+        values[column] = dict(model.objects.filter(customer_id__in=ids, is_primary=True)
+                              .values_list("customer_id", value_field))
+    for customer in customers:
+        dirty = False
+        for column, by_customer in values.items():
+            value = by_customer.get(customer.pk, "")
+            if getattr(customer, column) != value:
+                setattr(customer, column, value)
+                dirty = True
+        if dirty:
+            changed.append(customer)
+    if changed:
+        from simple_history.utils import bulk_update_with_history
+
+        bulk_update_with_history(changed, BusinessCustomer, [c for _, _, c in CONTACT_POINTS],
+                                 default_change_reason="Primary email or phone changed")
+    return len(changed)
+
+
+def sync_primary_rows(customers):
+    """The reverse, for imports: each customer's Email/Phone column value becomes its primary
+    email/phone row. The row with that value is promoted, or the current primary is replaced,
+    or a new primary row is added; a blank value removes the primary row. A fixed number of
+    queries for the whole batch."""
+    customers = [c for c in customers if c.pk]
+    ids = [c.pk for c in customers]
+    if not ids:
+        return
+    for model, value_field, column in CONTACT_POINTS:
+        rows = {}
+        for row in model.objects.filter(customer_id__in=ids):
+            rows.setdefault(row.customer_id, []).append(row)
+        demote, promote, replace, create, delete = [], [], [], [], []
+        for customer in customers:
+            wanted = getattr(customer, column).strip()
+            mine = rows.get(customer.pk, [])
+            primary = next((r for r in mine if r.is_primary), None)
+            same = (lambda a, b: a.lower() == b.lower()) if value_field == "email" else (lambda a, b: a == b)
+            if not wanted:
+                if primary:
+                    delete.append(primary.pk)
+                continue
+            if primary and same(getattr(primary, value_field), wanted):
+                if getattr(primary, value_field) != wanted:
+                    setattr(primary, value_field, wanted)
+                    replace.append(primary)
+                continue
+            match = next((r for r in mine if same(getattr(r, value_field), wanted)), None)
+            if match:
+                if primary:
+                    primary.is_primary = False
+                    demote.append(primary)
+                match.is_primary = True
+                promote.append(match)
+            elif primary:
+                setattr(primary, value_field, wanted)
+                replace.append(primary)
+            else:
+                create.append(model(customer_id=customer.pk, is_primary=True, **{value_field: wanted}))
+        if delete:
+            model.objects.filter(pk__in=delete).delete()
+        if demote:
+            model.objects.bulk_update(demote, ["is_primary"])
+        if promote:
+            model.objects.bulk_update(promote, ["is_primary"])
+        if replace:
+            model.objects.bulk_update(replace, [value_field])
+        if create:
+            model.objects.bulk_create(create)
+
+
+def create_accounts(names, user):
+    """Accounts for an import's unknown account names, owned by the importing user in his
+    primary unit. {lower-case name: account}."""
+    from simple_history.utils import bulk_create_with_history
+
+    if not names:
+        return {}
+    if not user.has_perm("accounts.add_account"):
+        raise PermissionDenied("You may not create accounts.")
+    unit = user.primary_unit
+    if unit is None or not access(user).may_place(user, unit):
+        raise PermissionDenied("You have no primary business unit to own new accounts.")
+    accounts = [Account(name=name, owner=user, business_unit=unit) for name in names]
+    bulk_create_with_history(accounts, Account, default_user=user,
+                             default_change_reason="Created by a business customer import")
+    return {a.name.lower(): a for a in accounts}
+
+
+def account_customers(account, user):
+    """The account page's customers section: the customers of the account the user may
+    view, grouped by channel, with counts and lifetime value summed per currency."""
+    customers = restrict(BusinessCustomer.objects.filter(account=account), user, "view")
+    per_channel = list(customers.values("channel_id", "channel__name", "channel__status")
+                       .annotate(count=Count("pk")).order_by("channel__name"))
+    totals = list(customers.values("currency").annotate(total=Sum("lifetime_value"), count=Count("pk"))
+                  .order_by("-total"))
+    shown = list(customers.select_related("channel", "owner").order_by("channel__name", "name")[:200])
+    groups = []
+    for row in per_channel:
+        groups.append({"channel_id": row["channel_id"], "channel": row["channel__name"],
+                       "active": row["channel__status"] == "active", "count": row["count"],
+                       "customers": [c for c in shown if c.channel_id == row["channel_id"]]})
+    return {"customer_groups": groups, "customer_count": sum(g["count"] for g in groups),
+            "customer_shown": len(shown), "lifetime_totals": totals}

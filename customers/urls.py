@@ -1,0 +1,3 @@
+from .views import CustomerEntity
+
+urlpatterns, app_name = CustomerEntity.urls()

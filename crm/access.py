@@ -96,6 +96,9 @@ class Access:
         return cond
 
     def can(self, action, obj):
+        model = type(obj)
+        if hasattr(model, "restrict_queryset"):  # its own rule, e.g. activities follow their record
+            return restrict(model._default_manager.filter(pk=obj.pk), self.user, action).exists()
         cond = self.condition(type(obj), action)
         if cond is None:
             return True

@@ -21,3 +21,9 @@ document.addEventListener("submit", (event) => {
     form.appendChild(keep);
   }
 });
+// A record page opened at #<tab> (e.g. back from logging an activity) shows that tab.
+document.addEventListener("DOMContentLoaded", () => {
+  const id = window.location.hash.slice(1);
+  const button = id && document.querySelector(`[data-bs-toggle="tab"][data-bs-target="#tab-${CSS.escape(id)}"]`);
+  if (button && window.bootstrap) window.bootstrap.Tab.getOrCreateInstance(button).show();
+});

@@ -8,6 +8,8 @@ from .models import BusinessUnit
 
 
 def visible_units(request):
+    if request is None:  # a FilterSet built without a request (global search) offers no choices
+        return BusinessUnit.objects.none()
     acc = access(request.user)
     if acc.is_admin():
         return BusinessUnit.objects.all()
@@ -18,6 +20,8 @@ def visible_units(request):
 def visible_owners(request):
     """Owners offered as a filter: colleagues of units the user may see, never the whole company."""
     users = get_user_model().objects.all()
+    if request is None:
+        return users.none()
     if access(request.user).is_admin():
         return users
     return users.filter(Q(pk=request.user.pk) | Q(business_units__in=visible_units(request))).distinct()

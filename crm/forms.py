@@ -40,12 +40,15 @@ class OwnedForm(BootstrapMixin, forms.ModelForm):
             self.fields["owner"].queryset = acc.placement_owners().order_by("username")
             self.fields["owner"].initial = self.fields["owner"].initial or user.pk
             if self.instance.pk:
+                # Fixed on edit; whoever may edit (e.g. through a share) need not be able to place it there.
+                self.fields["owner"].queryset = get_user_model().objects.filter(pk=self.instance.owner_id)
                 self.fields["owner"].disabled = True
                 self.fields["owner"].help_text = "Use Assign on the record page to change the owner."
         if "business_unit" in self.fields:
             self.fields["business_unit"].queryset = acc.placement_units()
             self.fields["business_unit"].initial = self.fields["business_unit"].initial or user.primary_unit_id
             if self.instance.pk:
+                self.fields["business_unit"].queryset = BusinessUnit.objects.filter(pk=self.instance.business_unit_id)
                 self.fields["business_unit"].disabled = True
 
     def clean(self):

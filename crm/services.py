@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import ProtectedError
+from django.template.defaultfilters import filesizeformat
 from guardian.shortcuts import assign_perm, remove_perm
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 from simple_history.utils import bulk_update_with_history
@@ -194,13 +195,16 @@ class ImportReport:
         return len({e.row for e in self.errors})
 
 
+def too_large_message(size):
+    # Human sizes: a whole-MB format said "the limit is 0 MB" for any limit under 1 MB.
+    return (f"The file is {filesizeformat(size)}; the limit is {filesizeformat(settings.CRM_IMPORT_MAX_BYTES)}."
+            .replace("\xa0", " "))
+
+
 def read_csv(data, resource):
     """Decode and split a CSV upload; raise CSVFileError for what makes the file unreadable."""
     if len(data) > settings.CRM_IMPORT_MAX_BYTES:
-        raise CSVFileError(
-            f"The file is {len(data) / 1048576:.1f} MB; the limit is {settings.CRM_IMPORT_MAX_BYTES // 1048576} MB. "
-            "Split it into smaller files."
-        )
+        raise CSVFileError(too_large_message(len(data)) + " Split it into smaller files.")
     if not data.strip():
         raise CSVFileError("The file is empty.")
     try:

@@ -396,8 +396,7 @@ class ImportView(EntityMixin, TemplateView):
             return self.render_to_response(self.get_context_data(form=form), status=400)
         upload = form.cleaned_data["file"]
         if upload.size > settings.CRM_IMPORT_MAX_BYTES:
-            form.add_error("file", f"The file is {upload.size / 1048576:.1f} MB; the limit is "
-                                   f"{settings.CRM_IMPORT_MAX_BYTES // 1048576} MB.")
+            form.add_error("file", services.too_large_message(upload.size) + " Split it into smaller files.")
             return self.render_to_response(self.get_context_data(form=form), status=400)
         data = upload.read()
         report = services.import_csv(self.entity.resource_class, data, request.user, dry_run=True)

@@ -1,0 +1,58 @@
+from django.contrib import admin
+
+from crm.admin import CRMAdmin, OwnedAdmin
+
+from . import services
+from .forms import AddressFormSet, EmailFormSet, PhoneFormSet
+from .models import Contact, ContactAddress, ContactEmail, ContactGroup, ContactPhone
+from .resources import ContactGroupResource, ContactResource
+
+
+class ChildInline(admin.TabularInline):
+    extra = 0
+
+
+class EmailInline(ChildInline):
+    model = ContactEmail
+    formset = EmailFormSet
+    fields = ("email", "is_primary")
+
+
+class PhoneInline(ChildInline):
+    model = ContactPhone
+    formset = PhoneFormSet
+    fields = ("phone", "is_primary")
+
+
+class AddressInline(ChildInline):
+    model = ContactAddress
+    formset = AddressFormSet
+    fields = ("type", "is_primary", "street", "city", "postal_code", "region", "country")
+
+
+@admin.register(Contact)
+class ContactAdmin(OwnedAdmin):
+    resource_classes = [ContactResource]
+    list_display = ("__str__", "job_title", "email", "phone", "owner", "business_unit", "created_at")
+    list_select_related = ("owner", "business_unit")
+    search_fields = ("first_name", "last_name", "email", "phone")
+    list_filter = OwnedAdmin.list_filter + ("groups", "source")
+    autocomplete_fields = ("owner", "assigned_to", "reports_to", "accounts")
+    filter_horizontal = ("groups",)
+    readonly_fields = ("email", "phone", "created_at", "updated_at")
+    inlines = [EmailInline, PhoneInline, AddressInline]
+
+    def save_formset(self, request, form, formset, change):
+        # The primary flag moves between rows the way the app's form moves it.
+        services.save_children(formset, form.instance)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        services.refresh_primaries([form.instance.pk])
+
+
+@admin.register(ContactGroup)
+class ContactGroupAdmin(CRMAdmin):
+    resource_classes = [ContactGroupResource]
+    list_display = ("name", "description", "created_at")
+    search_fields = ("name",)

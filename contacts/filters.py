@@ -1,0 +1,85 @@
+import django_filters as df
+from django.db.models import Exists, OuterRef, Q
+
+from accounts.models import Account
+from crm.filters import CRMFilterSet, OwnedFilterSet, restricted, visible_owners
+
+from .models import Contact, ContactEmail, ContactGroup, ContactPhone
+from .resources import with_visible_accounts
+
+NAME_FIELDS = ("first_name", "middle_name", "last_name")
+
+
+def having(model, **lookup):
+    """EXISTS over a contact's child or link rows: filters without a join, so no DISTINCT."""
+    return Exists(model.objects.filter(contact_id=OuterRef("pk"), **lookup))
+
+
+class ContactFilter(OwnedFilterSet):
+    """Filters of the contact grid. Email and phone match any of a contact's emails and
+    phones; account choices are only the accounts the user may view."""
+
+    search_fields = NAME_FIELDS + ("email", "phone")
+    name = df.CharFilter(method="filter_name", label="Name")
+    email = df.CharFilter(method="filter_email", label="Email")
+    phone = df.CharFilter(method="filter_phone", label="Phone")
+    account = df.ModelMultipleChoiceFilter(queryset=restricted(Account), method="filter_accounts", label="Account")
+    group = df.ModelMultipleChoiceFilter(queryset=ContactGroup.objects.order_by("name"), method="filter_groups",
+                                         label="Group")
+    assigned_to = df.ModelMultipleChoiceFilter(queryset=visible_owners, label="Assigned to")
+    source = df.MultipleChoiceFilter(choices=Contact.Source.choices)
+
+    class Meta:
+        model = Contact
+        fields = ["name", "email", "phone", "account", "group", "owner", "assigned_to", "business_unit", "source"]
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        if self.request is not None:
+            queryset = with_visible_accounts(queryset, self.request.user)
+        return queryset
+
+    @staticmethod
+    def name_condition(value):
+        cond = Q()
+        for term in value.split():
+            cond &= Q(first_name__ilike=term) | Q(middle_name__ilike=term) | Q(last_name__ilike=term)
+        return cond
+
+    def filter_name(self, queryset, name, value):
+        return queryset.filter(self.name_condition(value))
+
+    def filter_email(self, queryset, name, value):
+        return queryset.filter(having(ContactEmail, email__ilike=value.strip()))
+
+    def filter_phone(self, queryset, name, value):
+        return queryset.filter(having(ContactPhone, phone__ilike=value.strip()))
+
+    def filter_accounts(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.filter(having(Contact.accounts.through, account__in=value))
+
+    def filter_groups(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.filter(having(Contact.groups.through, contactgroup__in=value))
+
+    def quick_search(self, queryset, name, value):
+        """Each word in a name part, or in any of the contact's emails or phones. The child
+        tables are searched as `pk IN (...)` sets, which the database computes once."""
+        cond = Q()
+        for term in value.split():
+            cond &= (self.name_condition(term) | Q(email__ilike=term) | Q(phone__ilike=term)
+                     | Q(pk__in=ContactEmail.objects.filter(email__ilike=term).values("contact_id"))
+                     | Q(pk__in=ContactPhone.objects.filter(phone__ilike=term).values("contact_id")))
+        return queryset.filter(cond)
+
+
+class ContactGroupFilter(CRMFilterSet):
+    search_fields = ("name", "description")
+    name = df.CharFilter(lookup_expr="ilike")
+
+    class Meta:
+        model = ContactGroup
+        fields = ["name"]

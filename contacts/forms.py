@@ -1,0 +1,266 @@
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from accounts.models import Account
+from crm.access import access, restrict
+from crm.forms import BootstrapMixin, OwnedForm
+
+from . import services
+from .models import Contact, ContactAddress, ContactCustomerAssignment, ContactEmail, ContactGroup, ContactPhone
+
+
+def colleagues(user, keep=None):
+    """Users a contact may be assigned to: the user and members of units he may see
+    (everyone for administrators), plus `keep` (the current assignee) so an edit never
+    drops it."""
+    users = get_user_model().objects.filter(is_active=True)
+    acc = access(user)
+    if not acc.is_admin():
+        units = acc.unit_ids("view") | set(user.business_units.values_list("pk", flat=True))
+        users = users.filter(Q(pk=user.pk) | Q(business_units__in=units))
+    if keep:
+        users = users | get_user_model().objects.filter(pk=keep)
+    return users.distinct().order_by("username")
+
+
+class ChildForm(BootstrapMixin, forms.ModelForm):
+    pass
+
+
+class EmailForm(ChildForm):
+    class Meta:
+        model = ContactEmail
+        fields = ["email", "is_primary"]
+
+    def clean_email(self):
+        return self.cleaned_data["email"].strip().lower()
+
+
+class PhoneForm(ChildForm):
+    class Meta:
+        model = ContactPhone
+        fields = ["phone", "is_primary"]
+
+    def clean_phone(self):
+        return " ".join(self.cleaned_data["phone"].split())
+
+
+class AddressForm(ChildForm):
+    class Meta:
+        model = ContactAddress
+        fields = ["type", "is_primary", "street", "city", "postal_code", "region", "country"]
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("DELETE") and not any(str(data.get(p) or "").strip() for p in ContactAddress.PARTS):
+            raise forms.ValidationError("Enter at least one part of the address, or remove it.")
+        return data
+
+
+class PrimaryFormSet(forms.BaseInlineFormSet):
+    """Child rows of which exactly one is primary (the first one if none is ticked)."""
+
+    value_field = None   # a field whose values must differ between rows, e.g. "email"
+    noun = "entry"
+
+    def kept_forms(self):
+        # An untouched blank row has empty cleaned_data.
+        return [f for f in self.forms if getattr(f, "cleaned_data", None) and not f.cleaned_data.get("DELETE")]
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        kept = self.kept_forms()
+        primaries = [f for f in kept if f.cleaned_data.get("is_primary")]
+        if len(primaries) > 1:
+            raise forms.ValidationError(f"Mark only one {self.noun} as primary.")
+        if kept and not primaries:
+            kept[0].cleaned_data["is_primary"] = kept[0].instance.is_primary = True
+        if self.value_field:
+            seen = set()
+            for f in kept:
+                value = f.cleaned_data.get(self.value_field)
+                if value in seen:
+                    raise forms.ValidationError(f"The {self.noun} {value} is given twice.")
+                seen.add(value)
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            form.fields["DELETE"].widget.attrs["class"] = "form-check-input"
+
+    def primary_form(self):
+        return next((f for f in self.kept_forms() if f.cleaned_data.get("is_primary")), None)
+
+    def primary_value(self):
+        form = self.primary_form()
+        return form.cleaned_data[self.value_field] if form is not None and self.value_field else ""
+
+    def values(self):
+        return [f.cleaned_data[self.value_field] for f in self.kept_forms()] if self.value_field else []
+
+
+class EmailFormSet(PrimaryFormSet):
+    value_field = "email"
+    noun = "email"
+
+
+class PhoneFormSet(PrimaryFormSet):
+    value_field = "phone"
+    noun = "phone"
+
+
+class AddressFormSet(PrimaryFormSet):
+    noun = "address"
+
+
+def child_formset(model, form, formset):
+    return forms.inlineformset_factory(Contact, model, form=form, formset=formset, extra=1, can_delete=True)
+
+
+FORMSETS = {
+    "emails": child_formset(ContactEmail, EmailForm, EmailFormSet),
+    "phones": child_formset(ContactPhone, PhoneForm, PhoneFormSet),
+    "addresses": child_formset(ContactAddress, AddressForm, AddressFormSet),
+}
+
+
+class ContactForm(OwnedForm):
+    """The contact with its emails, phones and addresses (inline formsets).
+
+    Links to accounts the user may not see are kept as they are: he can neither see
+    nor remove them. A new email that a contact the user may see already has stops the
+    first submit with a list of those contacts and a "Create anyway" box."""
+
+    create_anyway = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    class Meta:
+        model = Contact
+        fields = ["name_prefix", "first_name", "middle_name", "last_name", "name_suffix",
+                  "job_title", "gender", "birthday", "source", "accounts", "groups", "reports_to", "assigned_to",
+                  "linkedin_url", "twitter_url", "website", "description", "owner", "business_unit"]
+        widgets = {
+            "birthday": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "accounts": forms.SelectMultiple(attrs={"size": 6}),
+            "groups": forms.SelectMultiple(attrs={"size": 6}),
+        }
+        labels = {"name_prefix": "Prefix", "name_suffix": "Suffix"}
+
+    def __init__(self, data=None, *args, user, **kwargs):
+        super().__init__(data, *args, user=user, **kwargs)
+        self.duplicates = []
+        self.hidden_accounts = []
+        contact = self.instance
+        self.fields["accounts"].queryset = restrict(Account.objects.all(), user, "view").order_by("name")
+        self.fields["groups"].queryset = ContactGroup.objects.order_by("name")
+        self.fields["assigned_to"].queryset = colleagues(user, keep=contact.assigned_to_id)
+        bosses = restrict(Contact.objects.all(), user, "view")
+        if contact.pk:
+            bosses = bosses.exclude(pk=contact.pk)
+            visible = set(self.fields["accounts"].queryset.filter(contacts=contact).values_list("pk", flat=True))
+            self.hidden_accounts = list(contact.accounts.exclude(pk__in=visible).values_list("pk", flat=True))
+        if contact.reports_to_id and not bosses.filter(pk=contact.reports_to_id).exists():
+            # He reports to someone this user may not see: keep it, without naming him.
+            del self.fields["reports_to"]
+            self.hidden_boss = True
+        else:
+            self.fields["reports_to"].queryset = bosses
+            self.hidden_boss = False
+        if not contact.pk:
+            self.fields["create_anyway"].label = "Create anyway"
+        else:
+            self.fields["create_anyway"].label = "Save anyway"
+        self.formsets = {
+            prefix: formset(data, instance=contact, prefix=prefix) for prefix, formset in FORMSETS.items()
+        }
+
+    @property
+    def emails(self):
+        return self.formsets["emails"]
+
+    @property
+    def phones(self):
+        return self.formsets["phones"]
+
+    @property
+    def addresses(self):
+        return self.formsets["addresses"]
+
+    def clean(self):
+        data = super().clean()
+        # The model's rules (a name or an email) read the primary email the formset holds.
+        if self.emails.is_valid():
+            self.instance.email = self.emails.primary_value()
+        if self.phones.is_valid():
+            self.instance.phone = self.phones.primary_value()
+        return data
+
+    def clean_accounts(self):
+        chosen = list(self.cleaned_data["accounts"])
+        return chosen + list(Account.objects.filter(pk__in=self.hidden_accounts))
+
+    def is_valid(self):
+        valid = super().is_valid()
+        valid = all([fs.is_valid() for fs in self.formsets.values()]) and valid
+        if valid:
+            self.check_duplicates()
+        return valid and not self.errors
+
+    def check_duplicates(self):
+        emails = set(self.emails.values())
+        if self.instance.pk:
+            emails -= set(ContactEmail.objects.filter(contact=self.instance).values_list("email", flat=True))
+        self.duplicates = services.visible_duplicates(emails, self.user, exclude_pk=self.instance.pk)
+        if self.duplicates:
+            self.fields["create_anyway"].widget = forms.CheckboxInput(attrs={"class": "form-check-input"})
+        if self.duplicates and not self.cleaned_data.get("create_anyway"):
+            count = len(self.duplicates)
+            self.add_error(None, f"{count} contact{'s' if count != 1 else ''} you can see already "
+                                 f"{'have' if count != 1 else 'has'} this email. Open "
+                                 f"{'them' if count != 1 else 'it'} to check, or tick “{self.fields['create_anyway'].label}”.")
+
+    def primary_values(self):
+        return self.emails.primary_value(), self.phones.primary_value()
+
+
+class ContactGroupForm(BootstrapMixin, forms.ModelForm):
+    class Meta:
+        model = ContactGroup
+        fields = ["name", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+class AssignmentForm(BootstrapMixin, forms.ModelForm):
+    """Give a contact a role for a business customer of one of its accounts."""
+
+    class Meta:
+        model = ContactCustomerAssignment
+        fields = ["customer", "type"]
+        labels = {"type": "Role"}
+
+    def __init__(self, *args, contact, user, **kwargs):
+        kwargs.setdefault("instance", ContactCustomerAssignment(contact=contact))
+        super().__init__(*args, **kwargs)
+        from customers.models import BusinessCustomer
+
+        self.contact = contact
+        customers = BusinessCustomer.objects.filter(account__in=contact.accounts.values("pk"))
+        self.fields["customer"].queryset = (restrict(customers, user, "view").select_related("channel")
+                                            .order_by("name", "channel__name"))
+        self.fields["customer"].label_from_instance = lambda c: f"{c.name} ({c.channel})"
+        self.fields["customer"].empty_label = "Choose a customer…"
+
+    def clean(self):
+        data = super().clean()
+        customer, type_ = data.get("customer"), data.get("type")
+        if customer and type_ and ContactCustomerAssignment.objects.filter(
+                contact=self.contact, customer=customer, type=type_).exists():
+            raise forms.ValidationError(f"{self.contact} already is the {dict(ContactCustomerAssignment.Type.choices)[type_].lower()} "
+                                        f"contact of {customer}.")
+        return data

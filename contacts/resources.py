@@ -1,0 +1,372 @@
+"""CSV import and export of contacts.
+
+Columns with several values are separated by ';'. Street..Country are the primary
+address. Account and group names are resolved for a whole batch in one query each,
+accounts among those the importing user may view. The contact rows go through the
+bulk path of crm.resources; their emails, phones, address, account and group links
+are then written for the whole batch at once (import-export's bulk mode does not
+write many-to-many or child rows).
+"""
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db.models import Prefetch
+from django.db.models.functions import Lower
+from django.utils.html import format_html, format_html_join
+from django_countries import countries
+from import_export import fields, widgets
+
+from accounts.models import Account
+from crm.access import restrict
+from crm.resources import CRMResource, NameWidget, OwnedResource
+
+from . import services
+from .models import Contact, ContactAddress, ContactGroup
+
+SEPARATOR = ";"
+MAX_NOTES = 20
+
+
+def split(value):
+    return [part.strip() for part in str(value or "").split(SEPARATOR) if part.strip()]
+
+
+class ListWidget(widgets.Widget):
+    """Several values in one cell, separated by ';'. Repeats are dropped."""
+
+    def __init__(self, label, normalise=str.strip, validate=None, max_length=None):
+        super().__init__()
+        self.label, self.normalise, self.validate, self.max_length = label, normalise, validate, max_length
+
+    def clean(self, value, row=None, **kwargs):
+        items = []
+        for part in split(value):
+            item = self.normalise(part)
+            if self.max_length and len(item) > self.max_length:
+                raise ValueError(f"The {self.label} '{item[:40]}…' is longer than {self.max_length} characters.")
+            if self.validate is not None:
+                try:
+                    self.validate(item)
+                except ValidationError:
+                    raise ValueError(f"'{item}' is not a valid {self.label}.") from None
+            if item not in items:
+                items.append(item)
+        return items
+
+    def render(self, value, obj=None, **kwargs):
+        return "; ".join(value or [])
+
+
+class NameListWidget(NameWidget):
+    """Several related records by name in one cell, resolved for the whole batch in one
+    query. A name shared by two records the user may see is an error, not a guess."""
+
+    def __init__(self, model, plural, **kwargs):
+        super().__init__(model, **kwargs)
+        self.plural = plural
+        self.ambiguous = set()
+
+    def prime(self, resource, values):
+        keys = sorted({name.lower() for value in values for name in split(value)})
+        self.cache, self.ambiguous = {}, set()
+        for part in services.chunks(keys):
+            qs = self.base_queryset(resource).annotate(_key=Lower(self.field)).filter(_key__in=part)
+            for obj in qs.order_by("pk"):
+                key = getattr(obj, self.field).lower()
+                if key in self.cache and self.cache[key].pk != obj.pk:
+                    self.ambiguous.add(key)
+                self.cache.setdefault(key, obj)
+
+    def clean(self, value, row=None, **kwargs):
+        found = []
+        for name in split(value):
+            key = name.lower()
+            if key in self.ambiguous:
+                raise ValueError(f"Several {self.plural} you may see are named '{name}'; "
+                                 f"rename one of them, then import again.")
+            obj = self.cache.get(key)
+            if obj is None:
+                raise ValueError(f"No {self.label} named '{name}' that you may see.")
+            if obj not in found:
+                found.append(obj)
+        return found
+
+    def render(self, value, obj=None, **kwargs):
+        return "; ".join(getattr(o, self.field) for o in value or [])
+
+
+class CountryWidget(widgets.Widget):
+    """A country by its English name or its ISO code; exported as the name."""
+
+    def clean(self, value, row=None, **kwargs):
+        text = str(value or "").strip()
+        if not text:
+            return ""
+        code = countries.alpha2(text) or countries.by_name(text)
+        if not code:
+            raise ValueError(f"Unknown country '{text}'; use its English name or its two-letter code.")
+        return code
+
+    def render(self, value, obj=None, **kwargs):
+        return countries.name(value) if value else ""
+
+
+def address_parts(address):
+    """{part: value} of a stored address (country as its code), blanks for no address."""
+    if address is None:
+        return {part: "" for part in ContactAddress.PARTS}
+    return {part: (address.country.code or "") if part == "country" else getattr(address, part)
+            for part in ContactAddress.PARTS}
+
+
+def visible_accounts(resource):
+    return restrict(Account.objects.all(), resource.user, "view")
+
+
+def char(attribute, column):
+    return fields.Field(attribute=attribute, column_name=column, widget=widgets.CharWidget())
+
+
+def with_visible_accounts(queryset, user):
+    """Each contact's accounts, limited to those `user` may view, as `visible_accounts`."""
+    accounts = restrict(Account.objects.all(), user, "view").only("pk", "name").order_by("name")
+    return queryset.prefetch_related(Prefetch("accounts", queryset=accounts, to_attr="visible_accounts"))
+
+
+class ContactResource(OwnedResource):
+    required_columns = ()  # a name or an email is enough; checked per row
+    name_prefix = char("name_prefix", "Name Prefix")
+    first_name = char("first_name", "First Name")
+    middle_name = char("middle_name", "Middle Name")
+    last_name = char("last_name", "Last Name")
+    name_suffix = char("name_suffix", "Name Suffix")
+    job_title = char("job_title", "Job Title")
+    email = char("email", "Primary Email")
+    other_emails = fields.Field(attribute="csv_other_emails", column_name="Other Emails", widget=ListWidget(
+        "email", normalise=lambda v: v.strip().lower(), validate=validate_email, max_length=254))
+    phone = char("phone", "Primary Phone")
+    other_phones = fields.Field(attribute="csv_other_phones", column_name="Other Phones", widget=ListWidget(
+        "phone", normalise=lambda v: " ".join(v.split()), max_length=50))
+    street = char("csv_street", "Street")
+    city = char("csv_city", "City")
+    postal_code = char("csv_postal_code", "Postal Code")
+    region = char("csv_region", "Region")
+    country = fields.Field(attribute="csv_country", column_name="Country", widget=CountryWidget())
+    accounts = fields.Field(attribute="csv_accounts", column_name="Accounts", widget=NameListWidget(
+        Account, "accounts", label="account", queryset=visible_accounts))
+    groups = fields.Field(attribute="csv_groups", column_name="Groups", widget=NameListWidget(
+        ContactGroup, "contact groups", label="contact group"))
+
+    class Meta(OwnedResource.Meta):
+        model = Contact
+        fields = ("id", "name_prefix", "first_name", "middle_name", "last_name", "name_suffix", "job_title",
+                  "email", "other_emails", "phone", "other_phones", "street", "city", "postal_code", "region",
+                  "country", "accounts", "groups", "owner", "business_unit")
+        export_order = fields
+        import_order = fields
+
+    ADDRESS_COLUMNS = {"street": "Street", "city": "City", "postal_code": "Postal Code", "region": "Region",
+                       "country": "Country"}
+
+    # -- export ----------------------------------------------------------------------------
+    @classmethod
+    def export_queryset(cls, queryset):
+        primary = ContactAddress.objects.filter(is_primary=True)
+        return super().export_queryset(queryset).prefetch_related(
+            "emails", "phones", "groups", Prefetch("addresses", queryset=primary, to_attr="primary_addresses"))
+
+    def filter_export(self, queryset, **kwargs):
+        """The admin's export path: the same prefetches, accounts limited to the user's."""
+        return with_visible_accounts(self.export_queryset(queryset), self.user)
+
+    def dehydrate_other_emails(self, obj):
+        return "; ".join(e.email for e in obj.emails.all() if e.email != obj.email)
+
+    def dehydrate_other_phones(self, obj):
+        return "; ".join(p.phone for p in obj.phones.all() if p.phone != obj.phone)
+
+    def primary_address(self, obj):
+        found = getattr(obj, "primary_addresses", None)
+        if found is None:
+            found = [a for a in obj.addresses.all() if a.is_primary]
+        return found[0] if found else None
+
+    def address_part(self, obj, part):
+        address = self.primary_address(obj)
+        if address is None:
+            return ""
+        return countries.name(address.country.code) if part == "country" and address.country else getattr(address, part)
+
+    def dehydrate_street(self, obj):
+        return self.address_part(obj, "street")
+
+    def dehydrate_city(self, obj):
+        return self.address_part(obj, "city")
+
+    def dehydrate_postal_code(self, obj):
+        return self.address_part(obj, "postal_code")
+
+    def dehydrate_region(self, obj):
+        return self.address_part(obj, "region")
+
+    def dehydrate_country(self, obj):
+        return self.address_part(obj, "country")
+
+    def dehydrate_accounts(self, obj):
+        accounts = getattr(obj, "visible_accounts", None)
+        if accounts is None:  # not prefetched: ask, still limited to what the user may view
+            accounts = restrict(obj.accounts.all(), self.user, "view").order_by("name")
+        return "; ".join(a.name for a in accounts)
+
+    def dehydrate_groups(self, obj):
+        return "; ".join(g.name for g in sorted(obj.groups.all(), key=lambda g: g.name.lower()))
+
+    # -- import: the whole file ------------------------------------------------------------------
+    def start_import(self, report, body, headers):
+        """Emails that contacts the user may view already have are listed in the preview
+        with links; the rows are still imported (the preview is where the user decides)."""
+        self.notes = []
+        column = {h: i for i, h in enumerate(headers)}
+        rows = []
+        for line, cells in body:
+            emails = []
+            if "Primary Email" in column:
+                emails += split(cells[column["Primary Email"]].lower())
+            if "Other Emails" in column:
+                emails += split(cells[column["Other Emails"]].lower())
+            row_id = cells[column["ID"]].strip() if "ID" in column else ""
+            rows.append((line, row_id, emails))
+        found = services.duplicates_by_email({e for _, _, emails in rows for e in emails}, self.user)
+        items, first_line = [], {}
+        for line, row_id, emails in rows:
+            for email in dict.fromkeys(emails):
+                others = [c for c in found.get(email, []) if str(c.pk) != row_id]
+                if others:
+                    items.append(services.duplicate_note(line, email, others))
+                if email in first_line:
+                    items.append(format_html("Row {}: {} is also on row {} of this file.", line, email,
+                                             first_line[email]))
+                first_line.setdefault(email, line)
+        if items:
+            more = f" and {len(items) - MAX_NOTES} more" if len(items) > MAX_NOTES else ""
+            self.notes.append(format_html(
+                "<strong>Possible duplicates</strong> ({} found{}). They will be imported as they are; "
+                "cancel and fix the file if they are the same people.<ul class=\"mb-0\">{}</ul>",
+                len(items), more, format_html_join("", "<li>{}</li>", ((item,) for item in items[:MAX_NOTES]))))
+
+    def finish_import(self, report):
+        return getattr(self, "notes", [])
+
+    # -- import: one batch -----------------------------------------------------------------------
+    def before_import(self, dataset, **kwargs):
+        super().before_import(dataset, **kwargs)
+        ids = []
+        if "ID" in dataset.headers:
+            ids = [int(v) for v in dataset["ID"] if str(v or "").strip().isdigit()]
+        visible = restrict(Contact.objects.filter(pk__in=ids), self.user, "change").values_list("pk", flat=True)
+        self.current = services.current_children(list(visible), self.user)
+        self.saved = []
+
+    def validate_row(self, instance, row):
+        self.plan_children(instance, row)
+        super().validate_row(instance, row)
+        if not (instance.first_name.strip() or instance.last_name.strip() or instance.email):
+            raise ValidationError({"first_name": "A contact needs a first name, a last name or an email."})
+        parts = instance._csv_changes.get("address")
+        if parts:
+            try:
+                ContactAddress(**parts).clean_fields(exclude=["contact", "type", "is_primary"])
+            except ValidationError as e:
+                raise ValidationError({f"csv_{part}": msgs for part, msgs in e.message_dict.items()}) from None
+
+    def plan_children(self, instance, row):
+        """What the row changes besides the contact's own columns, in `instance._csv_changes`
+        (only the columns present in the file, only what differs from the stored values)."""
+        current = self.current.get(instance.pk) or {"emails": [], "phones": [], "address": None,
+                                                     "accounts": [], "groups": []}
+        changes = {}
+        instance.email = (instance.email or "").strip().lower()
+        instance.phone = " ".join((instance.phone or "").split())
+        for key, attr, columns in (("emails", "email", ("Primary Email", "Other Emails")),
+                                   ("phones", "phone", ("Primary Phone", "Other Phones"))):
+            if not any(c in row for c in columns):
+                continue
+            others = getattr(instance, f"csv_other_{key}", None)
+            if columns[1] not in row or others is None:
+                others = current[key][1:]
+            primary = getattr(instance, attr)
+            if not primary and others:
+                primary, others = others[0], others[1:]
+                setattr(instance, attr, primary)
+            values = ([primary] if primary else []) + [v for v in others if v != primary]
+            if values != current[key]:
+                changes[key] = values
+        if any(column in row for column in self.ADDRESS_COLUMNS.values()):
+            stored = address_parts(current["address"])
+            parts = dict(stored)
+            for part, column in self.ADDRESS_COLUMNS.items():
+                value = getattr(instance, f"csv_{part}", None) if column in row else None
+                if value is not None:
+                    parts[part] = value
+            if parts != stored:
+                changes["address"] = parts
+        for key in ("accounts", "groups"):
+            chosen = getattr(instance, f"csv_{key}", None)
+            if chosen is not None and {o.pk for o in chosen} != set(current[key]):
+                changes[key] = chosen
+        instance._csv_changes = changes
+
+    def skip_row(self, instance, original, row, import_validation_errors=None):
+        """Unchanged when the contact's own columns and its child rows are as stored."""
+        if import_validation_errors or not self._meta.skip_unchanged or instance.pk is None:
+            return False
+        if getattr(instance, "_csv_changes", None):
+            return False
+        for field in self.get_import_fields():
+            if field.attribute and not field.attribute.startswith("csv_"):
+                if field.get_value(instance) != field.get_value(original):
+                    return False
+        return True
+
+    def save_instance(self, instance, is_create, row, **kwargs):
+        super().save_instance(instance, is_create, row, **kwargs)
+        self.saved.append(instance)
+
+    def after_import(self, dataset, result, **kwargs):
+        super().after_import(dataset, result, **kwargs)
+        if result.has_errors() or result.has_validation_errors():
+            return  # the whole import is rolled back; nothing to add
+        plans = [(c, c._csv_changes) for c in self.saved if getattr(c, "_csv_changes", None)]
+        if plans:
+            services.write_import_children(plans, self.user)
+
+
+class ContactGroupResource(CRMResource):
+    name = char("name", "Name")
+    description = char("description", "Description")
+
+    class Meta(CRMResource.Meta):
+        model = ContactGroup
+        fields = ("id", "name", "description")
+        export_order = fields
+        import_order = fields
+
+    def start_import(self, report, body, headers):
+        self.seen_names = set()
+
+    def check_unique(self, dataset):
+        """Names are unique: a name twice in the file, or taken by another group, is a row error."""
+        ids = dataset["ID"] if "ID" in dataset.headers else [""] * len(dataset)
+        names = [str(n or "").strip() for n in dataset["Name"]]
+        keys = {n.lower() for n in names if n}
+        taken = {}
+        for part in services.chunks(sorted(keys)):
+            taken.update(ContactGroup.objects.annotate(key=Lower("name")).filter(key__in=part).values_list("key", "pk"))
+        for number, (pk, name) in enumerate(zip(ids, names), start=1):
+            key = name.lower()
+            if not key:
+                continue
+            if key in self.seen_names:
+                self.batch_errors[number] = {"name": f"The name '{name}' appears twice in the file."}
+            elif key in taken and str(taken[key]) != str(pk or "").strip():
+                self.batch_errors[number] = {"name": f"A contact group named '{name}' already exists (ID {taken[key]})."}
+            self.seen_names.add(key)

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "accounts",
     "activities",
     "customers",
+    "contacts",
 ]
 
 MIDDLEWARE = [

@@ -17,4 +17,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("customers/", include("customers.urls")),
     path("activities/", include("activities.urls")),
+    path("contacts/groups/", include("contacts.group_urls")),
+    path("contacts/", include("contacts.urls")),
 ]

@@ -42,9 +42,11 @@ class EntitiesWidget(ChoiceWidget):
 
 class ChannelResource(CRMResource):
     name = fields.Field(attribute="name", column_name="Name", widget=widgets.CharWidget())
-    type = fields.Field(attribute="type", column_name="Type", widget=ChoiceWidget(Channel.Type.choices, "type"))
+    # A blank Type or Status cell keeps the current value (the default for a new channel).
+    type = fields.Field(attribute="type", column_name="Type", widget=ChoiceWidget(Channel.Type.choices, "type"),
+                        saves_null_values=False)
     status = fields.Field(attribute="status", column_name="Status",
-                          widget=ChoiceWidget(Channel.Status.choices, "status"))
+                          widget=ChoiceWidget(Channel.Status.choices, "status"), saves_null_values=False)
     entities = fields.Field(attribute="entities", column_name="Entities",
                             widget=EntitiesWidget(ENTITY_CHOICES, "entity"))
 

@@ -176,26 +176,46 @@ class RecordView(EntityMixin, TemplateView):
             can_delete=acc.can("delete", obj),
             can_assign=self.entity.owned and acc.can("assign", obj),
             can_share=self.entity.owned and acc.can("share", obj),
-            history=history_of(obj),
+            history=history_of(obj, user=self.request.user),
         )
         ctx.update(self.entity.detail_context(self.request, obj))
         return ctx
 
 
-def history_of(obj, limit=50):
-    """Newest-first history entries with the fields each one changed."""
+def history_of(obj, limit=50, user=None):
+    """Newest-first history entries with the fields each one changed.
+
+    History keeps related records as ids and choices as codes; both are shown by name,
+    related records only as far as `user` may see them (else as #id)."""
     if not hasattr(obj, "history"):
         return []
     records = list(obj.history.select_related("history_user").order_by("-history_date", "-history_id")[: limit + 1])
-    entries = []
+    entries, refs = [], []
     for newer, older in zip(records, records[1:] + [None]):
         changes = []
         if older is not None and newer.history_type == "~":
             delta = newer.diff_against(older)
             for change in delta.changes:
-                label = obj._meta.get_field(change.field).verbose_name
-                changes.append((label, change.old, change.new))
+                field = obj._meta.get_field(change.field)
+                change_row = [field.verbose_name, change.old, change.new]
+                if field.many_to_one:
+                    refs.append((change_row, field.related_model))
+                elif field.choices:
+                    labels = dict(field.flatchoices)
+                    change_row[1:] = [labels.get(v, v) for v in change_row[1:]]
+                changes.append(change_row)
         entries.append({"record": newer, "changes": changes})
+    ids = {}
+    for change_row, model in refs:
+        ids.setdefault(model, set()).update(v for v in change_row[1:] if v is not None)
+    names = {}
+    for model, pks in ids.items():  # one query per related model
+        related = model._default_manager.filter(pk__in=pks)
+        if user is not None:
+            related = restrict(related, user, "view")
+        names[model] = {o.pk: str(o) for o in related}
+    for change_row, model in refs:
+        change_row[1:] = [None if v is None else names[model].get(v, f"#{v}") for v in change_row[1:]]
     return entries[:limit]
 
 

@@ -221,6 +221,10 @@ class CRMResource(resources.ModelResource):
     def export_row(self, obj):
         return [neutralise(self.export_field(f, obj)) for f in self.get_export_fields()]
 
+    def export_resource(self, instance, selected_fields=None, **kwargs):
+        # The admin's export goes through import-export's export(), not export_row().
+        return [neutralise(value) for value in super().export_resource(instance, selected_fields, **kwargs)]
+
     def headers(self):
         return [f.column_name for f in self.get_export_fields()]
 

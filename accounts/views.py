@@ -24,6 +24,13 @@ class AccountEntity(Entity):
     list_select_related = ("owner", "business_unit")
     icon = "bi-building"
     extra_mass_actions = (("accounts:merge", "Merge", "bi-union"),)
+    detail_template = "accounts/account_detail.html"
+
+    @classmethod
+    def detail_context(cls, request, obj):
+        from customers.services import account_customers
+
+        return account_customers(obj, request.user)
 
 
 class MergeView(EntityMixin, TemplateView):

@@ -28,11 +28,16 @@ class BusinessCustomerFilter(OwnedFilterSet):
                   "billing_city", "billing_country", "lifetime_value", "currency"]
 
     def quick_search(self, queryset, name, value):
-        # Every searched path is on the customer or a to-one relation: no duplicates, no DISTINCT.
-        cond = Q()
-        for term in value.split():
-            term_cond = Q()
-            for path in self.search_fields:
-                term_cond |= Q(**{f"{path}__ilike": term})
-            cond &= term_cond
-        return queryset.filter(cond)
+        return quick_search(queryset, value)
+
+
+def quick_search(queryset, value):
+    """Every term in one of the searched columns. They are all on the customer or a to-one
+    relation, so there are no duplicate rows and no DISTINCT."""
+    cond = Q()
+    for term in value.split():
+        term_cond = Q()
+        for path in BusinessCustomerFilter.search_fields:
+            term_cond |= Q(**{f"{path}__ilike": term})
+        cond &= term_cond
+    return queryset.filter(cond)

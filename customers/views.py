@@ -3,7 +3,7 @@ from crm.access import access, restrict
 from crm.views import Entity
 
 from . import services
-from .filters import BusinessCustomerFilter
+from .filters import BusinessCustomerFilter, quick_search
 from .forms import BusinessCustomerForm
 from .models import BusinessCustomer
 from .resources import BusinessCustomerResource
@@ -26,7 +26,7 @@ class CustomerEntity(Entity):
 
     @classmethod
     def search(cls, queryset, q):
-        return BusinessCustomerFilter(queryset=queryset).quick_search(queryset, "q", q)
+        return quick_search(queryset, q)
 
     @classmethod
     def save(cls, form, user):

@@ -237,11 +237,13 @@ class BusinessCustomerResource(OwnedResource):
 
     def validate_row(self, instance, row):
         errors = {}
+        # A named but unknown channel or account was already reported by its column.
         if instance.channel_id is None:
-            errors["channel"] = "This field is required."
+            if not str(row.get("Channel") or "").strip():
+                errors["channel"] = "This field is required."
         elif instance.channel_id != instance._original_channel_id and not instance.channel.enables(BUSINESS_CUSTOMER):
             errors["channel"] = f"The channel {instance.channel} is inactive or does not enable business customers."
-        if instance.account_id is None:
+        if instance.account_id is None and not str(row.get("Account") or "").strip():
             errors["account"] = "This field is required."
         if instance.lifetime_value is not None and instance.lifetime_value < 0:
             errors["lifetime_value"] = "The lifetime sales value cannot be negative."

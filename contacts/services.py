@@ -5,7 +5,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from accounts.models import Account
 from crm.access import restrict
@@ -50,10 +50,8 @@ def duplicates_by_email(emails, user, exclude_pks=()):
 
 
 def duplicate_note(line, email, contacts):
-    links = format_html(", ").join(
-        format_html('<a href="{}">{}</a> (ID {})', reverse("contacts:detail", args=[c.pk]), c, c.pk)
-        for c in contacts[:3]
-    )
+    links = format_html_join(", ", '<a href="{}">{}</a> (ID {})',
+                             ((reverse("contacts:detail", args=[c.pk]), c, c.pk) for c in contacts[:3]))
     more = f" and {len(contacts) - 3} more" if len(contacts) > 3 else ""
     return format_html("Row {}: {} already belongs to {}{}. The row will still be imported.", line, email, links, more)
 

@@ -54,7 +54,7 @@ def timeline(obj_or_objs, user, limit=TIMELINE_LIMIT, with_targets=False):
     how many there are, and which of them the user may change (mark done)."""
     qs = activities_for(obj_or_objs, user, with_targets=with_targets)
     items = list(qs[:limit])
-    total = len(items) if len(items) < limit else qs.count()
+    total = qs.count()
     tasks = [a.pk for a in items if a.kind == Activity.Kind.TASK]
     changeable = set(restrict(Activity.objects.filter(pk__in=tasks), user, "change").values_list("pk", flat=True)) if tasks else set()
     return {"activities": items, "activity_total": total, "activity_changeable": changeable,

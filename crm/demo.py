@@ -21,8 +21,9 @@ def seed_records(users, units, out):
                                  "description": f"Demo account owned by {owner}."})
         if created:
             out.write(f"  created account {name}")
+    customers = seed_customers(users, channels, accounts, out)
     contacts = seed_contacts(users, accounts, out)
-    return {"channels": channels, "accounts": accounts, "contacts": contacts}
+    return {"channels": channels, "accounts": accounts, "customers": customers, "contacts": contacts}
 
 
 DEMO_CONTACTS = [
@@ -91,3 +92,93 @@ def seed_contacts(users, accounts, out):
     for customer in Customer.objects.filter(account__in=[accounts[a] for a in firsts]).select_related("account"):
         Assignment.objects.get_or_create(contact=firsts[customer.account.name], customer=customer, type="primary")
     return contacts
+
+
+DEMO_CUSTOMERS = [
+    # name, channel, account, owner, legal name, tax number, industry, employees, website, email, phone,
+    # street, city, postal code, region, country, lifetime value, currency
+    ("Globex Corporation", "Direct Sales", "Globex Corporation", "east_manager", "Globex Corporation Inc.",
+     "US-94-1234567", "Manufacturing", 1200, "https://globex.example", "orders@globex.example", "+1 555 0100",
+     "1 Globex Way", "Cypress Creek", "97001", "OR", "US", "1250000.00", "USD"),
+    ("Globex Online", "Web Store", "Globex Corporation", "east_manager", "Globex Corporation Inc.",
+     "US-94-1234567", "Manufacturing", 1200, "https://shop.globex.example", "webshop@globex.example", "+1 555 0120",
+     "1 Globex Way", "Cypress Creek", "97001", "OR", "US", "86500.00", "USD"),
+    ("Initech", "Direct Sales", "Initech", "east_rep", "Initech LLC", "US-74-7654321", "Software", 350,
+     "https://initech.example", "purchasing@initech.example", "+1 555 0112",
+     "4120 Freidrich Lane", "Austin", "78744", "TX", "US", "312000.00", "USD"),
+    ("Umbrella Industries", "Direct Sales", "Umbrella Industries", "east_rep", "Umbrella Industries plc",
+     "GB123456789", "Pharmaceuticals", 5400, "https://umbrella.example", "procurement@umbrella.example",
+     "+44 20 7946 0000", "545 Raccoon Street", "London", "EC1A 1BB", "Greater London", "GB", "2040000.00", "GBP"),
+    ("Umbrella Web Shop", "Web Store", "Umbrella Industries", "east_rep", "Umbrella Industries plc",
+     "GB123456789", "Pharmaceuticals", 5400, "https://store.umbrella.example", "webstore@umbrella.example",
+     "+44 20 7946 0001", "545 Raccoon Street", "London", "EC1A 1BB", "Greater London", "GB", "40250.00", "GBP"),
+    ("Soylent Foods", "Direct Sales", "Soylent Foods", "west_rep", "Soylent Foods Corp.", "US-91-5550140",
+     "Food & Beverage", 800, "https://soylent.example", "buyers@soylent.example", "+1 555 0142",
+     "2022 Green Avenue", "Seattle", "98101", "WA", "US", "640000.00", "USD"),
+    ("Soylent Web", "Web Store", "Soylent Foods", "west_rep", "Soylent Foods Corp.", "US-91-5550140",
+     "Food & Beverage", 800, "https://shop.soylent.example", "shop@soylent.example", "+1 555 0143",
+     "2022 Green Avenue", "Seattle", "98101", "WA", "US", "23900.00", "USD"),
+    ("Stark Logistics", "Direct Sales", "Stark Logistics", "west_rep", "Stark Logistics GmbH", "DE811234567",
+     "Logistics", 2100, "https://stark.example", "dispatch@stark.example", "+49 40 123456",
+     "Am Sandtorkai 1", "Hamburg", "20457", "Hamburg", "DE", "980000.00", "EUR"),
+    ("Wayne Enterprises", "Direct Sales", "Wayne Holdings", "admin", "Wayne Enterprises Inc.", "US-13-0000001",
+     "Conglomerate", 25000, "https://wayne.example", "office@wayne.example", "+1 555 0199",
+     "1007 Mountain Drive", "Gotham", "10001", "NY", "US", "5400000.00", "USD"),
+]
+DEMO_ACTIVITIES = [
+    # customer, kind, by, subject, body, extra fields
+    ("Globex Corporation", "call", "east_manager", "Quarterly review with Hank",
+     "Happy with delivery times; wants a volume discount from Q3.", {"direction": "out", "duration": 25}),
+    ("Globex Corporation", "task", "east_manager", "Send volume discount proposal",
+     "Two tiers: 5% over 10k units, 8% over 25k.", {"due_offset": 7}),
+    ("Initech", "note", "east_rep", "", "Purchasing moves to the new ERP in May: send invoices as PDF.", {}),
+    ("Soylent Foods", "call", "west_rep", "Inbound: delivery question",
+     "Asked about cold-chain options for the Seattle warehouse.", {"direction": "in", "duration": 10}),
+]
+
+
+def seed_customers(users, channels, accounts, out):
+    """Business customers of the demo accounts in the active channels, with their primary
+    email and phone, a billing address and lifetime value, and a few activities; looked up
+    by name within their channel."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    Customer = apps.get_model("customers", "BusinessCustomer")
+    CustomerEmail = apps.get_model("customers", "CustomerEmail")
+    CustomerPhone = apps.get_model("customers", "CustomerPhone")
+    Activity = apps.get_model("activities", "Activity")
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    customers = {}
+    for (name, channel, account, owner, legal, tax, industry, employees, website, email, phone, street, city,
+         postal, region, country, value, currency) in DEMO_CUSTOMERS:
+        customer = Customer.objects.filter(name=name, channel=channels[channel]).first()
+        if customer is None:
+            user = users[owner]
+            customer = Customer.objects.create(
+                name=name, channel=channels[channel], account=accounts[account], owner=user,
+                business_unit=user.primary_unit, legal_name=legal, tax_number=tax, industry=industry,
+                employees=employees, website=website, primary_email=email, primary_phone=phone,
+                billing_street=street, billing_city=city, billing_postal_code=postal, billing_region=region,
+                billing_country=country, shipping_street=street, shipping_city=city, shipping_postal_code=postal,
+                shipping_region=region, shipping_country=country, lifetime_value=Decimal(value), currency=currency)
+            CustomerEmail.objects.create(customer=customer, email=email, kind="work", is_primary=True)
+            CustomerEmail.objects.create(customer=customer, email=f"accounts@{email.split('@')[1]}", kind="billing")
+            CustomerPhone.objects.create(customer=customer, phone=phone, kind="work", is_primary=True)
+            out.write(f"  created business customer {name} ({channel})")
+        customers[name] = customer
+    customer_type = ContentType.objects.get_for_model(Customer)
+    now = timezone.now()
+    for number, (name, kind, by, subject, body, extra) in enumerate(DEMO_ACTIVITIES):
+        customer = customers[name]
+        fields = dict(extra)
+        due = fields.pop("due_offset", None)
+        if due is not None:
+            fields["due_date"] = (now + timedelta(days=due)).date()
+        Activity.objects.get_or_create(
+            content_type=customer_type, object_id=customer.pk, kind=kind, subject=subject, body=body,
+            defaults={"created_by": users[by], "occurred_at": now - timedelta(days=len(DEMO_ACTIVITIES) - number),
+                      **fields})
+    return customers

@@ -6,6 +6,8 @@ here too. Logging needs VIEW on the record (a Sales Representative logs calls on
 unit's customers he may see, as in Oro); marking a task done needs the activity's
 "change" rule (its author, or who may change the record).
 """
+import json
+
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
@@ -32,9 +34,11 @@ def record_url(obj):
 
 
 def done_redirect(request, url):
+    """Back to the record page. From a modal, an HX-Redirect to the same page with only a new
+    #fragment would not reload it, so crm.js reloads on the crm-reload event instead."""
     if request.htmx:
         response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
+        response["HX-Trigger"] = json.dumps({"crm-reload": {"url": url}})
         return response
     return redirect(url)
 

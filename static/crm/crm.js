@@ -27,3 +27,14 @@ document.addEventListener("DOMContentLoaded", () => {
   const button = id && document.querySelector(`[data-bs-toggle="tab"][data-bs-target="#tab-${CSS.escape(id)}"]`);
   if (button && window.bootstrap) window.bootstrap.Tab.getOrCreateInstance(button).show();
 });
+// A modal form saved (HX-Trigger crm-reload): go to the given page, reloading it when only its #fragment differs.
+document.body.addEventListener("crm-reload", (event) => {
+  const target = new URL(event.detail.url, window.location.href);
+  const here = window.location;
+  if (target.pathname === here.pathname && target.search === here.search) {
+    window.history.replaceState(null, "", target.href);
+    window.location.reload();
+  } else {
+    window.location.assign(target.href);
+  }
+});

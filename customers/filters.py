@@ -17,15 +17,20 @@ class BusinessCustomerFilter(OwnedFilterSet):
     primary_email = df.CharFilter(lookup_expr="ilike", label="Email contains")
     primary_phone = df.CharFilter(lookup_expr="ilike", label="Phone contains")
     billing_city = df.CharFilter(lookup_expr="ilike", label="Billing city contains")
-    billing_country = df.MultipleChoiceFilter(choices=list(countries), label="Billing country")
+    billing_country = df.ChoiceFilter(choices=list(countries), label="Billing country", empty_label="Any country")
     lifetime_value = df.RangeFilter(label="Lifetime value between",
                                     widget=df.widgets.RangeWidget(attrs={"type": "number", "step": "0.01"}))
-    currency = df.MultipleChoiceFilter(choices=CURRENCIES)
+    currency = df.ChoiceFilter(choices=CURRENCIES, empty_label="Any currency")
 
     class Meta:
         model = BusinessCustomer
         fields = ["name", "channel", "account", "owner", "business_unit", "primary_email", "primary_phone",
                   "billing_city", "billing_country", "lifetime_value", "currency"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        low, high = self.form.fields["lifetime_value"].widget.widgets
+        low.attrs["placeholder"], high.attrs["placeholder"] = "Min", "Max"
 
     def quick_search(self, queryset, name, value):
         return quick_search(queryset, value)

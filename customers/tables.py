@@ -24,6 +24,7 @@ class BusinessCustomerTable(OwnedTable):
         fields = ("select", "name", "channel", "account", "owner", "business_unit", "primary_email",
                   "primary_phone", "billing_city", "billing_country", "lifetime_value", "created_at", "actions")
         sequence = fields
+        attrs = {"class": "table table-sm table-hover align-middle mb-0 text-nowrap"}
 
     def render_billing_country(self, value, record):
         return format_html('<span title="{}">{}</span>', record.billing_country.name, record.billing_country.code)

@@ -10,7 +10,7 @@ from .models import BusinessCustomer, CustomerEmail, CustomerPhone
 
 # Sections of the form and of the record page: (title, fields).
 FIELDSETS = [
-    ("General", ["name", "channel", "account", "create_account", "owner", "business_unit"]),
+    ("General", ["name", "channel", "account", "create_account", "primary_contact", "owner", "business_unit"]),
     ("Company details", ["legal_name", "registration_number", "registration_date", "tax_number", "industry",
                          "employees", "website", "lifetime_value", "currency"]),
     ("Billing address", ["billing_street", "billing_city", "billing_postal_code", "billing_region", "billing_country"]),
@@ -127,10 +127,29 @@ class BusinessCustomerForm(OwnedForm):
         self.fields["website"] = forms.URLField(required=False, assume_scheme="https", label="Website",
                                                 widget=forms.URLInput(attrs={"class": "form-control"}))
         self.fields["lifetime_value"].widget.attrs.update(step="0.01", min="0")
+        self.limit_primary_contact(data, user)
         self.formsets = {
             "emails": EmailFormSetClass(data, instance=self.instance, prefix="emails"),
             "phones": PhoneFormSetClass(data, instance=self.instance, prefix="phones"),
         }
+
+    def limit_primary_contact(self, data, user):
+        """The primary contact is one of the account's contacts that the user may view. One
+        he may not view stays as it is (the field is left out)."""
+        from contacts.models import Contact
+
+        contacts = restrict(Contact.objects.all(), user, "view")
+        current = self.instance.primary_contact_id
+        if current and not contacts.filter(pk=current).exists():
+            del self.fields["primary_contact"]
+            return
+        account = self.instance.account_id
+        if data is not None:
+            account = data.get(self.add_prefix("account")) or None
+        field = self.fields["primary_contact"]
+        field.queryset = contacts.filter(accounts=account) if str(account or "").isdigit() else contacts.none()
+        field.error_messages["invalid_choice"] = "Choose one of the contacts of the customer's account."
+        field.help_text = "One of the account's contacts." if account else "Once the customer has an account."
 
     def groups(self):
         """[(title, bound fields)] for the template."""

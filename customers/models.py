@@ -57,6 +57,10 @@ class BusinessCustomer(OwnedModel):
     shipping_region = models.CharField("region", max_length=100, blank=True)
     shipping_country = CountryField("country", blank=True)
 
+    # One of the account's contacts (customers.forms limits the choice to them).
+    primary_contact = models.ForeignKey("contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="primary_for_customers")
+
     lifetime_value = models.DecimalField("lifetime sales value", max_digits=16, decimal_places=2, default=0)
     currency = models.CharField(max_length=3, choices=CURRENCIES, default=DEFAULT_CURRENCY)
     description = models.TextField(blank=True)

@@ -46,15 +46,17 @@ class CustomerEntity(Entity):
             "siblings": siblings[:20],
             "more_siblings": len(siblings) > 20,
             "contacts": cls.contacts_of(request, obj),
+            "primary_contact_visible": (obj.primary_contact_id is not None
+                                        and access(user).can("view", obj.primary_contact)),
         }
         ctx.update(timeline(obj, user))
         return ctx
 
     @classmethod
     def contacts_of(cls, request, obj):
-        """The contacts section: the customer's contacts the user may view, when the contacts
-        app relates them to customers as `customer.contacts`; None hides the list."""
-        related = getattr(obj, "contacts", None)
+        """The contacts section: [(contact, [role labels])] the user may view, when the contacts
+        app relates contacts to customers; None hides the list."""
+        related = getattr(obj, "contact_assignments", None)
         if related is None:
             return None
-        return list(restrict(related.all(), request.user, "view")[:50])
+        return related.model.of_customer(obj, request.user)[:50]

@@ -33,11 +33,16 @@ class ContactFilter(OwnedFilterSet):
         model = Contact
         fields = ["name", "email", "phone", "account", "group", "owner", "assigned_to", "business_unit", "source"]
 
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
-        if self.request is not None:
-            queryset = with_visible_accounts(queryset, self.request.user)
-        return queryset
+    @property
+    def qs(self):
+        """The filtered contacts with their accounts the user may view (one query for the
+        page); an unbound filterset (the grid without parameters) gets them too."""
+        if not hasattr(self, "_contacts_qs"):
+            queryset = super().qs
+            if self.request is not None:
+                queryset = with_visible_accounts(queryset, self.request.user)
+            self._contacts_qs = queryset
+        return self._contacts_qs
 
     @staticmethod
     def name_condition(value):
@@ -78,7 +83,7 @@ class ContactFilter(OwnedFilterSet):
 
 class ContactGroupFilter(CRMFilterSet):
     search_fields = ("name", "description")
-    name = df.CharFilter(lookup_expr="ilike")
+    name = df.CharFilter(lookup_expr="ilike", label="Name contains")
 
     class Meta:
         model = ContactGroup

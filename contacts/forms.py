@@ -176,6 +176,9 @@ class ContactForm(OwnedForm):
         self.formsets = {
             prefix: formset(data, instance=contact, prefix=prefix) for prefix, formset in FORMSETS.items()
         }
+        for formset in self.formsets.values():
+            # A blank row to fill in only where there is none yet; "Add" gives more.
+            formset.extra = 0 if formset.initial_form_count() else 1
 
     @property
     def emails(self):

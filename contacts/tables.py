@@ -11,10 +11,11 @@ class ContactTable(OwnedTable):
     name = tables.Column(accessor="pk", verbose_name="Name", order_by=("last_name", "first_name"))
     job_title = tables.Column(verbose_name="Job title")
     email = tables.EmailColumn(verbose_name="Email")
-    phone = tables.Column(verbose_name="Phone")
+    phone = tables.Column(verbose_name="Phone", attrs={"td": {"class": "text-nowrap"}})
     accounts = tables.Column(accessor="pk", verbose_name="Accounts", orderable=False)
     assigned_to = tables.Column(accessor="assigned_to__username", verbose_name="Assigned to",
                                 order_by=("assigned_to__username",))
+    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d", attrs={"td": {"class": "text-nowrap"}})
 
     class Meta(OwnedTable.Meta):
         model = Contact

@@ -245,6 +245,9 @@ def test_filters_match_any_email_phone_account_and_group(org, client_for):
         assert pks == [match.pk], params
     pks, _ = grid_rows(client.get(reverse("contacts:list"), {"email": "example.com"}))
     assert set(pks) == {match.pk, other.pk}
+    # The grid without any parameter shows each contact's accounts too.
+    _, body = grid_rows(client.get(reverse("contacts:list")))
+    assert reverse("accounts:detail", args=[account.pk]) in body
     response = client.get("/search/", {"q": "second@other"})
     assert [r.pk for g in response.context["groups"] for r in g["results"]] == [match.pk]
 

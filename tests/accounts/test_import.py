@@ -1,5 +1,9 @@
 """Account CSV import: validate, preview, confirm; all rows or none; round trip with export."""
+import pytest
+
 from accounts.models import Account
+from accounts.resources import AccountResource
+from crm.services import import_csv
 from tests.factories import AccountFactory
 from tests.toolkit import confirm, csv_bytes, export_csv, report_of, row_errors, upload
 
@@ -20,6 +24,17 @@ def test_one_bad_row_in_a_hundred_writes_nothing_and_names_row_and_column(client
     assert "<td>57</td><td>Owner</td><td>Unknown owner &#x27;nobody&#x27;.</td>" in html
     assert "nothing was written" in html
     assert "token" not in response.context
+    assert not Account.objects.exists()
+
+
+@pytest.mark.parametrize("batch_size", [1000, 50, 1])
+def test_a_bad_row_in_a_later_batch_rolls_back_the_earlier_batches(admin, settings, batch_size):
+    settings.CRM_IMPORT_BATCH_SIZE = batch_size
+    body = rows(100)
+    body[55][3] = "Atlantis"
+    report = import_csv(AccountResource, csv_bytes([HEADER] + body), admin, dry_run=False)
+    assert not report.written
+    assert [(e.row, e.column) for e in report.errors] == [(57, "Business Unit")]
     assert not Account.objects.exists()
 
 

@@ -84,6 +84,17 @@ def test_blank_type_and_status_keep_the_current_values(client):
     assert (shop.name, shop.type, shop.status) == ("Shop renamed", "commerce", "inactive")
 
 
+def test_confirm_checks_again_and_writes_nothing_if_the_file_no_longer_fits(client, settings):
+    settings.CRM_IMPORT_BATCH_SIZE = 1  # the clash is in the second batch: the first must not stay written
+    response = upload(client, "channels", csv_bytes([HEADER, ["", "First", "", "", ""], ["", "Second", "", "", ""]]))
+    assert response.status_code == 200
+    ChannelFactory(name="Second")  # taken by someone else between validation and confirmation
+    response = confirm(client, "channels", response)
+    assert response.status_code == 400
+    assert [(e.row, e.column) for e in report_of(response).errors] == [(3, "Name")]
+    assert list(Channel.objects.values_list("name", flat=True)) == ["Second"]
+
+
 def test_unknown_id_is_an_error(client):
     response = upload(client, "channels", csv_bytes([HEADER, [424242, "Ghost", "", "", ""]]))
     assert row_errors(response) == [(2, "ID", "No record with ID 424242 that you may edit.")]

@@ -4,7 +4,7 @@ from crm.admin import CRMAdmin, OwnedAdmin
 
 from . import services
 from .forms import AddressFormSet, EmailFormSet, PhoneFormSet
-from .models import Contact, ContactAddress, ContactEmail, ContactGroup, ContactPhone
+from .models import Contact, ContactAddress, ContactCustomerAssignment, ContactEmail, ContactGroup, ContactPhone
 from .resources import ContactGroupResource, ContactResource
 
 
@@ -30,6 +30,12 @@ class AddressInline(ChildInline):
     fields = ("type", "is_primary", "street", "city", "postal_code", "region", "country")
 
 
+class AssignmentInline(ChildInline):
+    model = ContactCustomerAssignment
+    fields = ("customer", "type")
+    autocomplete_fields = ("customer",)
+
+
 @admin.register(Contact)
 class ContactAdmin(OwnedAdmin):
     resource_classes = [ContactResource]
@@ -40,11 +46,14 @@ class ContactAdmin(OwnedAdmin):
     autocomplete_fields = ("owner", "assigned_to", "reports_to", "accounts")
     filter_horizontal = ("groups",)
     readonly_fields = ("email", "phone", "created_at", "updated_at")
-    inlines = [EmailInline, PhoneInline, AddressInline]
+    inlines = [EmailInline, PhoneInline, AddressInline, AssignmentInline]
 
     def save_formset(self, request, form, formset, change):
-        # The primary flag moves between rows the way the app's form moves it.
-        services.save_children(formset, form.instance)
+        if issubclass(formset.model, (ContactEmail, ContactPhone, ContactAddress)):
+            # The primary flag moves between rows the way the app's form moves it.
+            services.save_children(formset, form.instance)
+        else:
+            super().save_formset(request, form, formset, change)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -56,3 +65,12 @@ class ContactGroupAdmin(CRMAdmin):
     resource_classes = [ContactGroupResource]
     list_display = ("name", "description", "created_at")
     search_fields = ("name",)
+
+
+@admin.register(ContactCustomerAssignment)
+class ContactCustomerAssignmentAdmin(CRMAdmin):
+    list_display = ("contact", "customer", "type", "created_at")
+    list_select_related = ("contact", "customer")
+    list_filter = ("type",)
+    search_fields = ("contact__first_name", "contact__last_name", "customer__name")
+    autocomplete_fields = ("contact", "customer")

@@ -385,3 +385,25 @@ def test_customer_primary_contact_is_a_contact_of_its_account(org, client_for):
     assert customer.primary_contact == member
     page = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
     assert reverse("contacts:detail", args=[member.pk]) in page
+
+
+def test_admin_pages_and_primary_copies(org, client):
+    admin = org.user("admin")
+    client.force_login(admin)
+    contact = own(org, "east_rep", last_name="Admin", emails=["a@example.com", "b@example.com"])
+    for url in ("/admin/contacts/contact/", f"/admin/contacts/contact/{contact.pk}/change/",
+                "/admin/contacts/contactgroup/", "/admin/contacts/contactcustomerassignment/"):
+        assert client.get(url).status_code == 200, url
+    a, b = contact.emails.order_by("pk")
+    data = {"first_name": "Ada", "last_name": "Admin", "owner": contact.owner_id,
+            "business_unit": contact.business_unit_id, "gender": "", "source": "",
+            "emails-TOTAL_FORMS": "2", "emails-INITIAL_FORMS": "2",
+            "emails-0-id": a.pk, "emails-0-contact": contact.pk, "emails-0-email": a.email,
+            "emails-1-id": b.pk, "emails-1-contact": contact.pk, "emails-1-email": b.email,
+            "emails-1-is_primary": "on"}
+    for prefix in ("phones", "addresses", "customer_assignments"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    response = client.post(f"/admin/contacts/contact/{contact.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    contact.refresh_from_db()
+    assert contact.email == "b@example.com"

@@ -275,3 +275,13 @@ def test_moving_a_unit_under_east_moves_its_records_under_the_manager(org, clien
     west.parent = org.unit("East")
     west.save()
     assert can_edit(client, accounts["west_rep"]) == 200
+
+
+def test_a_new_primary_unit_makes_the_user_its_member(org, client_for, north_rep, accounts):
+    client = client_for(north_rep)
+    assert client.get(f"/accounts/{accounts['west_rep'].pk}/").status_code == 404
+    north_rep.primary_unit = org.unit("West")
+    north_rep.save()
+    assert set(north_rep.business_units.all()) == {org.unit("East-North"), org.unit("West")}
+    assert client.get(f"/accounts/{accounts['west_rep'].pk}/").status_code == 200
+    assert client.get("/accounts/new/").context["form"]["business_unit"].initial == org.unit("West").pk

@@ -213,3 +213,14 @@ def unassign_customer(assignment, user):
     with transaction.atomic():
         assignment._history_user = user
         assignment.delete()
+
+
+# -- reads other record pages share ------------------------------------------------------------
+
+def account_contacts(account, user, limit=20):
+    """Context for templates/contacts/_account_contacts.html: the account's contacts the
+    user may view (the first `limit`, by name) and how many there are."""
+    contacts = restrict(account.contacts.all(), user, "view")
+    shown = list(contacts.order_by("last_name", "first_name", "pk")[: limit + 1])
+    total = len(shown) if len(shown) <= limit else contacts.count()
+    return {"account_contacts": shown[:limit], "account_contact_total": total}

@@ -28,9 +28,10 @@ class AccountEntity(Entity):
 
     @classmethod
     def detail_context(cls, request, obj):
+        from contacts.services import account_contacts
         from customers.services import account_customers
 
-        return account_customers(obj, request.user)
+        return {**account_customers(obj, request.user), **account_contacts(obj, request.user)}
 
 
 class MergeView(EntityMixin, TemplateView):

@@ -407,3 +407,17 @@ def test_admin_pages_and_primary_copies(org, client):
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
     contact.refresh_from_db()
     assert contact.email == "b@example.com"
+
+
+def test_account_page_lists_its_visible_contacts(org, client_for):
+    account = account_of(org, "east_rep", "Initech")
+    mine = own(org, "east_rep", last_name="Mine", accounts=[account])
+    theirs = own(org, "west_rep", last_name="Theirs", accounts=[account])
+    from crm.services import share_record
+
+    share_record(account, org.user("east_rep"), org.user("west_rep"), "view")
+    page = client_for(org.user("west_rep")).get(reverse("accounts:detail", args=[account.pk]))
+    assert [c.pk for c in page.context["account_contacts"]] == [theirs.pk]
+    assert "Mine" not in page.content.decode()
+    page = client_for(org.user("east_manager")).get(reverse("accounts:detail", args=[account.pk]))
+    assert [c.pk for c in page.context["account_contacts"]] == [mine.pk]

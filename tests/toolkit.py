@@ -381,7 +381,7 @@ class AccessSuite:
 
     # -- records the user sees but may not touch -------------------------------------------
     def test_readonly_record_is_403(self, org, client_for, readonly_case):
-        viewer, target, control, _ = self.setup_case(org, readonly_case)
+        viewer, target, control, word = self.setup_case(org, readonly_case)
         client = client_for(viewer)
         before = self.snapshot(target)
         pk = target.pk
@@ -389,6 +389,8 @@ class AccessSuite:
         response = client.get(self.url("detail", pk))
         assert response.status_code == 200
         assert not response.context["can_change"] and not response.context["can_delete"]
+        assert pk in grid_rows(client.get(self.url("list"), {"q": word}))[0], "a record he may view is in his grid"
+        assert str(pk) in [row[0] for row in export_csv(client, self.namespace, {"q": word})[1]]
         assert client.get(self.url("update", pk)).status_code == 403
         assert client.post(self.url("update", pk), self.edit_data(org, viewer, target, "Hijacked")).status_code == 403
         assert client.get(self.url("delete", pk)).status_code == 403

@@ -98,6 +98,7 @@ class Contact(OwnedModel):
             models.Index(fields=["first_name"], name="contact_first_name_idx"),
             models.Index(fields=["email"], name="contact_email_idx"),
             models.Index(fields=["phone"], name="contact_phone_idx"),
+            models.Index(fields=["job_title"], name="contact_job_title_idx"),
         ]
 
     def __str__(self):

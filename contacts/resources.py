@@ -163,9 +163,6 @@ class ContactResource(OwnedResource):
                   "country", "accounts", "groups", "owner", "business_unit")
         export_order = fields
         import_order = fields
-        # A list, not a tuple: import-export then accepts a file without an ID column
-        # (every row creates), instead of refusing the whole file.
-        import_id_fields = ["id"]
 
     ADDRESS_COLUMNS = {"street": "Street", "city": "City", "postal_code": "Postal Code", "region": "Region",
                        "country": "Country"}

@@ -85,7 +85,9 @@ class CRMResource(resources.ModelResource):
         skip_unchanged = True
         report_skipped = True
         skip_html_diff = True
-        import_id_fields = ("id",)
+        # A list, not a tuple: import-export then accepts a file without an ID column
+        # (every row creates) instead of refusing the whole file.
+        import_id_fields = ["id"]
         instance_loader_class = CachedInstanceLoader
         clean_model_instances = False  # query-free field checks happen in validate_instance
 
@@ -108,6 +110,8 @@ class CRMResource(resources.ModelResource):
         instance, new = super().get_or_init_instance(instance_loader, row)
         if new and row.get("ID") not in (None, ""):
             raise ValidationError({"id": f"No record with ID {row['ID']} that you may edit."})
+        if not new and is_owned(type(instance)):
+            instance._placement = (instance.owner_id, instance.business_unit_id)
         return instance, new
 
     # -- the file as a whole ------------------------------------------------------------------
@@ -170,13 +174,27 @@ class CRMResource(resources.ModelResource):
         relations = [f.name for f in instance._meta.fields if isinstance(f, models.ForeignKey)]
         instance.clean_fields(exclude=relations + ["id"])
         if is_owned(type(instance)) and self.user is not None:
-            if instance.business_unit_id is None:
-                raise ValidationError({"business_unit": "This field is required."})
-            if not access(self.user).may_place(instance.owner, instance.business_unit):
-                raise ValidationError(
-                    {"owner": f"You may not place records owned by {instance.owner.username} "
-                     f"in {instance.business_unit}."}
-                )
+            self.check_placement(instance)
+
+    def check_placement(self, instance):
+        """A new record goes where the user may place it; changing an existing record's
+        owner or unit is an Assign. All answered from cached sets: no query per row."""
+        if instance.business_unit_id is None:
+            raise ValidationError({"business_unit": "This field is required."})
+        before = getattr(instance, "_placement", None)
+        if before == (instance.owner_id, instance.business_unit_id):
+            return
+        acc = access(self.user)
+        if before is not None and not acc.is_admin():
+            owner_id, unit_id = before
+            may_assign = unit_id in acc.unit_ids("assign") or (
+                owner_id == self.user.pk and "assign" in acc.owner_actions())
+            if not may_assign:
+                raise ValidationError({"owner": "You may not change the owner or unit of this record (Assign)."})
+        if not acc.may_place(instance.owner, instance.business_unit):
+            raise ValidationError(
+                {"owner": f"You may not place records owned by {instance.owner.username} in {instance.business_unit}."}
+            )
 
     # -- writes: in batches, with their history ---------------------------------------------
     def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from crm.access import ADMINISTRATOR, MANAGER, SALES_REP
 from crm.models import BusinessUnit
+from crm.services import sync_role_permissions
 
 DEFAULT_PASSWORD = "demo-password-dev-only"
 
@@ -28,6 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         password = os.environ.get("CRM_DEMO_PASSWORD") or DEFAULT_PASSWORD
         with transaction.atomic():
+            sync_role_permissions()  # the roles, should a flushed database have lost them
             root = self.unit("Acme Corp", None)
             units = {"Acme Corp": root, "East": self.unit("East", root), "West": self.unit("West", root)}
             users = {}

@@ -9,7 +9,8 @@ from .models import Account
 class AccountForm(OwnedForm):
     class Meta:
         model = Account
-        fields = ["name", "owner", "business_unit", "website", "industry", "referred_by", "description"]
+        fields = ["name", "owner", "business_unit", "website", "industry", "referred_by", "default_contact",
+                  "description"]
         widgets = {"description": forms.Textarea(attrs={"rows": 4})}
 
     def __init__(self, *args, **kwargs):
@@ -18,3 +19,10 @@ class AccountForm(OwnedForm):
         if self.instance.pk:
             referrers = referrers.exclude(pk=self.instance.pk)
         self.fields["referred_by"].queryset = referrers.order_by("name")
+        from contacts.models import Contact
+
+        # The default contact is one of the account's own contacts the user may see.
+        contacts = Contact.objects.filter(accounts=self.instance) if self.instance.pk else Contact.objects.none()
+        self.fields["default_contact"].queryset = restrict(contacts, self.user, "view").order_by("last_name")
+        if not self.instance.pk:
+            self.fields["default_contact"].help_text = "Link contacts to the account first, then pick one here."

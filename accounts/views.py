@@ -28,10 +28,22 @@ class AccountEntity(Entity):
 
     @classmethod
     def detail_context(cls, request, obj):
+        from activities.services import timeline
+        from contacts.models import Contact
         from contacts.services import account_contacts
+        from crm.access import access, restrict
+        from customers.models import BusinessCustomer
         from customers.services import account_customers
 
-        return {**account_customers(obj, request.user), **account_contacts(obj, request.user)}
+        user = request.user
+        # One timeline: the account's own activities and those of its customers and contacts.
+        related = [obj,
+                   restrict(BusinessCustomer.objects.filter(account=obj), user, "view"),
+                   restrict(Contact.objects.filter(accounts=obj), user, "view")]
+        return {**account_customers(obj, user), **account_contacts(obj, user),
+                **timeline(related, user, with_targets=True),
+                "default_contact_visible": obj.default_contact_id and access(user).can("view", obj.default_contact),
+                "referred_by_visible": obj.referred_by_id and access(user).can("view", obj.referred_by)}
 
 
 class MergeView(EntityMixin, TemplateView):

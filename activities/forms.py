@@ -34,11 +34,11 @@ TITLES = {
 }
 
 
-def recipients_of(target):
+def recipients_of(target, user):
     """[(address, label)] the record offers for Send email: its own addresses, and those
-    of related records where its model adds them (`activity_recipients()`)."""
+    of related records the user may view where its model adds them (`activity_recipients(user)`)."""
     hook = getattr(target, "activity_recipients", None)
-    return list(hook()) if callable(hook) else []
+    return list(hook(user)) if callable(hook) else []
 
 
 class ActivityForm(BootstrapMixin, forms.ModelForm):
@@ -52,8 +52,8 @@ class ActivityForm(BootstrapMixin, forms.ModelForm):
             "direction": forms.RadioSelect,
         }
 
-    def __init__(self, *args, kind, target, **kwargs):
-        self.kind, self.target = kind, target
+    def __init__(self, *args, kind, target, user, **kwargs):
+        self.kind, self.target, self.user = kind, target, user
         super().__init__(*args, **kwargs)
         wanted = FIELDS[kind]
         for name in list(self.fields):
@@ -72,7 +72,7 @@ class ActivityForm(BootstrapMixin, forms.ModelForm):
         if "duration" in self.fields:
             self.fields["duration"].widget.attrs.update(min=0, step=1)
         if "to_address" in self.fields:
-            choices = recipients_of(target)
+            choices = recipients_of(target, user)
             self.fields["to_address"] = forms.ChoiceField(
                 label="To", choices=[("", "— choose an address —")] + choices,
                 widget=forms.Select(attrs={"class": "form-select"}),

@@ -68,10 +68,10 @@ class ActivityCreateView(LoginRequiredMixin, TemplateView):
             action=self.request.path, **kwargs)
 
     def get(self, request, *args, **kwargs):
-        return self.render_to_response(self.get_context_data(form=ActivityForm(kind=self.kind, target=self.target)))
+        return self.render_to_response(self.get_context_data(form=ActivityForm(kind=self.kind, target=self.target, user=request.user)))
 
     def post(self, request, *args, **kwargs):
-        form = ActivityForm(request.POST, kind=self.kind, target=self.target)
+        form = ActivityForm(request.POST, kind=self.kind, target=self.target, user=request.user)
         if form.is_valid():
             data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
             if self.kind == Activity.Kind.EMAIL:

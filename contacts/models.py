@@ -112,7 +112,7 @@ class Contact(OwnedModel):
     def search_hint(self):
         return " · ".join(v for v in (self.job_title, self.email) if v)
 
-    def activity_recipients(self):
+    def activity_recipients(self, user):
         """Addresses Send email offers: the contact's own, primary first."""
         return [(e.email, f"{e.email} (primary)" if e.is_primary else e.email) for e in self.emails.all()]
 
@@ -225,7 +225,8 @@ class ContactAddress(ContactChild):
         verbose_name = "address"
         verbose_name_plural = "addresses"
         constraints = [
-            models.UniqueConstraint(fields=["contact"], condition=Q(is_primary=True), name="contact_one_primary_address"),
+            models.UniqueConstraint(fields=["contact"], condition=Q(is_primary=True),
+                                    name="contact_one_primary_address"),
         ]
 
     def __str__(self):

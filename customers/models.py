@@ -97,10 +97,20 @@ class BusinessCustomer(OwnedModel):
         """{part: value} of the billing or shipping address."""
         return {part: getattr(self, f"{kind}_{part}") for part in ADDRESS_PARTS}
 
-    def activity_recipients(self):
-        """Addresses Send email offers: the customer's own, primary first."""
-        return [(e.email, f"{e.email} (primary)" if e.is_primary else e.email)
-                for e in self.emails.order_by("-is_primary", "email")]
+    def activity_recipients(self, user):
+        """Addresses Send email offers: the customer's own, primary first, then the primary
+        emails of its contacts the user may view."""
+        from crm.access import restrict
+
+        own = [(e.email, f"{e.email} (primary)" if e.is_primary else e.email)
+               for e in self.emails.order_by("-is_primary", "email")]
+        assignments = getattr(self, "contact_assignments", None)
+        if assignments is None:
+            return own
+        from contacts.models import Contact
+
+        contacts = restrict(Contact.objects.filter(customer_assignments__customer=self), user, "view")
+        return own + [(c.email, f"{c.email} ({c})") for c in contacts.exclude(email="").distinct().order_by("last_name")]
 
 
 class ContactPoint(models.Model):

@@ -157,11 +157,17 @@ def account_customers(account, user):
                        .annotate(count=Count("pk")).order_by("channel__name"))
     totals = list(customers.values("currency").annotate(total=Sum("lifetime_value"), count=Count("pk"))
                   .order_by("-total"))
+    channel_totals = {}
+    for row in (customers.values("channel_id", "currency").annotate(total=Sum("lifetime_value"))
+                .order_by("channel_id", "-total")):
+        if row["total"] is not None:
+            channel_totals.setdefault(row["channel_id"], []).append(row)
     shown = list(customers.select_related("channel", "owner").order_by("channel__name", "name")[:200])
     groups = []
     for row in per_channel:
         groups.append({"channel_id": row["channel_id"], "channel": row["channel__name"],
                        "active": row["channel__status"] == "active", "count": row["count"],
+                       "totals": channel_totals.get(row["channel_id"], []),
                        "customers": [c for c in shown if c.channel_id == row["channel_id"]]})
     return {"customer_groups": groups, "customer_count": sum(g["count"] for g in groups),
             "customer_shown": len(shown), "lifetime_totals": totals}

@@ -220,10 +220,11 @@ class ContactForm(OwnedForm):
         if self.duplicates:
             self.fields["create_anyway"].widget = forms.CheckboxInput(attrs={"class": "form-check-input"})
         if self.duplicates and not self.cleaned_data.get("create_anyway"):
-            count = len(self.duplicates)
-            self.add_error(None, f"{count} contact{'s' if count != 1 else ''} you can see already "
-                                 f"{'have' if count != 1 else 'has'} this email. Open "
-                                 f"{'them' if count != 1 else 'it'} to check, or tick “{self.fields['create_anyway'].label}”.")
+            several = len(self.duplicates) != 1
+            label = self.fields["create_anyway"].label
+            self.add_error(None, f"{len(self.duplicates)} contact{'s' if several else ''} you can see already "
+                                 f"{'have' if several else 'has'} this email. Open {'them' if several else 'it'} "
+                                 f"to check, or tick “{label}”.")
 
     def primary_values(self):
         return self.emails.primary_value(), self.phones.primary_value()
@@ -264,6 +265,6 @@ class AssignmentForm(BootstrapMixin, forms.ModelForm):
         customer, type_ = data.get("customer"), data.get("type")
         if customer and type_ and ContactCustomerAssignment.objects.filter(
                 contact=self.contact, customer=customer, type=type_).exists():
-            raise forms.ValidationError(f"{self.contact} already is the {dict(ContactCustomerAssignment.Type.choices)[type_].lower()} "
-                                        f"contact of {customer}.")
+            role = ContactCustomerAssignment.Type(type_).label.lower()
+            raise forms.ValidationError(f"{self.contact} already is the {role} contact of {customer}.")
         return data

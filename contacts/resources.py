@@ -368,5 +368,6 @@ class ContactGroupResource(CRMResource):
             if key in self.seen_names:
                 self.batch_errors[number] = {"name": f"The name '{name}' appears twice in the file."}
             elif key in taken and str(taken[key]) != str(pk or "").strip():
-                self.batch_errors[number] = {"name": f"A contact group named '{name}' already exists (ID {taken[key]})."}
+                self.batch_errors[number] = {
+                    "name": f"A contact group named '{name}' already exists (ID {taken[key]})."}
             self.seen_names.add(key)

@@ -155,7 +155,8 @@ def write_import_children(plans, user):
         address_ids = ids_with("address")
         existing = {}
         for part in chunks(address_ids):
-            existing.update({a.contact_id: a for a in ContactAddress.objects.filter(contact_id__in=part, is_primary=True)})
+            primaries = ContactAddress.objects.filter(contact_id__in=part, is_primary=True)
+            existing.update({a.contact_id: a for a in primaries})
         create, update, delete = [], [], []
         for contact, changes in plans:
             if "address" not in changes:

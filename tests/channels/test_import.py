@@ -130,8 +130,3 @@ def test_import_writes_history_by_the_importing_user(client, admin):
     confirm(client, "channels", upload(client, "channels", csv_bytes([HEADER, ["", "Logged", "", "", ""]])))
     record = Channel.objects.get(name="Logged").history.get()
     assert (record.history_type, record.history_user, record.history_change_reason) == ("+", admin, "CSV import")
-
-
-@pytest.mark.skip(reason="business customers arrive later: deleting a channel that has customers is tested with them")
-def test_channel_with_customers_cannot_be_deleted():
-    pass

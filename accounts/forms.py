@@ -1,7 +1,7 @@
 from django import forms
 
 from crm.access import restrict
-from crm.forms import OwnedForm
+from crm.forms import OwnedForm, use_autocomplete
 
 from .models import Account
 
@@ -19,6 +19,7 @@ class AccountForm(OwnedForm):
         if self.instance.pk:
             referrers = referrers.exclude(pk=self.instance.pk)
         self.fields["referred_by"].queryset = referrers.order_by("name")
+        use_autocomplete(self.fields["referred_by"], "accounts:autocomplete")
         from contacts.models import Contact
 
         # The default contact is one of the account's own contacts the user may see.

@@ -3,6 +3,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Account
 from crm.filters import CRMFilterSet, OwnedFilterSet, restricted, visible_owners
+from crm.forms import AutocompleteSelectMultiple
 
 from .models import Contact, ContactEmail, ContactGroup, ContactPhone
 from .resources import with_visible_accounts
@@ -23,7 +24,8 @@ class ContactFilter(OwnedFilterSet):
     name = df.CharFilter(method="filter_name", label="Name")
     email = df.CharFilter(method="filter_email", label="Email")
     phone = df.CharFilter(method="filter_phone", label="Phone")
-    account = df.ModelMultipleChoiceFilter(queryset=restricted(Account), method="filter_accounts", label="Account")
+    account = df.ModelMultipleChoiceFilter(queryset=restricted(Account), method="filter_accounts", label="Account",
+                                           widget=AutocompleteSelectMultiple("accounts:autocomplete"))
     group = df.ModelMultipleChoiceFilter(queryset=ContactGroup.objects.order_by("name"), method="filter_groups",
                                          label="Group")
     assigned_to = df.ModelMultipleChoiceFilter(queryset=visible_owners, label="Assigned to")

@@ -4,7 +4,7 @@ from django.db.models import Q
 
 from accounts.models import Account
 from crm.access import access, restrict
-from crm.forms import BootstrapMixin, OwnedForm
+from crm.forms import BootstrapMixin, OwnedForm, use_autocomplete
 
 from . import services
 from .models import Contact, ContactAddress, ContactCustomerAssignment, ContactEmail, ContactGroup, ContactPhone
@@ -155,6 +155,7 @@ class ContactForm(OwnedForm):
         self.hidden_accounts = []
         contact = self.instance
         self.fields["accounts"].queryset = restrict(Account.objects.all(), user, "view").order_by("name")
+        use_autocomplete(self.fields["accounts"], "accounts:autocomplete")
         self.fields["groups"].queryset = ContactGroup.objects.order_by("name")
         self.fields["assigned_to"].queryset = colleagues(user, keep=contact.assigned_to_id)
         bosses = restrict(Contact.objects.all(), user, "view")
@@ -168,6 +169,7 @@ class ContactForm(OwnedForm):
             self.hidden_boss = True
         else:
             self.fields["reports_to"].queryset = bosses
+            use_autocomplete(self.fields["reports_to"], "contacts:autocomplete")
             self.hidden_boss = False
         if not contact.pk:
             self.fields["create_anyway"].label = "Create anyway"

@@ -99,3 +99,58 @@ class ShareForm(BootstrapMixin, forms.Form):
 
 class ImportForm(forms.Form):
     file = forms.FileField(label="CSV file", widget=forms.ClearableFileInput(attrs={"class": "form-control", "accept": ".csv,text/csv"}))
+
+
+class AutocompleteMixin:
+    """A select of records that renders only the chosen ones plus a search box; typing
+    fetches matching records the user may see from `<namespace>:autocomplete` (htmx), so
+    a form stays small however many accounts or contacts there are."""
+
+    def __init__(self, url_name, attrs=None):
+        self.url_name = url_name
+        super().__init__(attrs)
+
+    def optgroups(self, name, value, attrs=None):
+        iterator = self.choices
+        chosen = [v for v in value if v not in ("", None)]
+        field = iterator.field
+        records = iterator.queryset.filter(pk__in=chosen) if chosen else iterator.queryset.none()
+        self.choices = ([("", field.empty_label)] if getattr(field, "empty_label", None) is not None else []) + [
+            (obj.pk, field.label_from_instance(obj)) for obj in records
+        ]
+        try:
+            return super().optgroups(name, value, attrs)
+        finally:
+            self.choices = iterator
+
+    def render(self, name, value, attrs=None, renderer=None):
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        select = super().render(name, value, attrs, renderer)
+        select_id = (attrs or {}).get("id") or self.attrs.get("id") or f"id_{name}"
+        return format_html(
+            '<div class="crm-autocomplete"><input type="search" class="form-control form-control-sm mb-1" '
+            'name="q" placeholder="Type to search…" autocomplete="off" aria-label="Search {}" '
+            'hx-get="{}" hx-trigger="input changed delay:250ms, search" hx-target="#{}" hx-swap="innerHTML" '
+            'hx-include="#{}" hx-vals=\'{{"field": "{}", "multiple": "{}"}}\'>{}</div>',
+            name, reverse(self.url_name), select_id, select_id, name, int(self.allow_multiple_selected), select,
+        )
+
+
+class AutocompleteSelect(AutocompleteMixin, forms.Select):
+    pass
+
+
+class AutocompleteSelectMultiple(AutocompleteMixin, forms.SelectMultiple):
+    pass
+
+
+def use_autocomplete(field, url_name):
+    """Give a (multiple) model choice field the autocomplete widget, keeping its queryset."""
+    kind = AutocompleteSelectMultiple if isinstance(field, forms.ModelMultipleChoiceField) else AutocompleteSelect
+    attrs = dict(field.widget.attrs)
+    attrs.setdefault("class", "form-select")
+    field.widget = kind(url_name, attrs=attrs)
+    field.widget.choices = field.choices
+    return field

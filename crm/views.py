@@ -97,6 +97,7 @@ class Entity:
             path("export/", ExportView.as_view(**kw), name="export"),
             path("import/", ImportView.as_view(**kw), name="import"),
             path("import/template.csv", ImportTemplateView.as_view(**kw), name="import_template"),
+            path("autocomplete/", AutocompleteView.as_view(**kw), name="autocomplete"),
         ]
         if cls.owned:
             patterns += [
@@ -332,6 +333,39 @@ class ShareView(EntityMixin, TemplateView):
         services.share_record(self.object, request.user, form.cleaned_data["target"], form.cleaned_data["level"])
         messages.success(request, f"Shared with {form.cleaned_data['target']}.")
         return redirect(self.url("share", self.object.pk))
+
+
+class AutocompleteView(EntityMixin, View):
+    """<option>s for an autocomplete select: the records still chosen, then up to 20
+    matches of `q`, all among the records the user may view."""
+
+    limit = 20
+
+    def get(self, request, *args, **kwargs):
+        from django.utils.html import format_html, format_html_join
+        from django.utils.safestring import mark_safe
+
+        from .filters import CRMFilterSet
+
+        records = self.records("view")
+        chosen_ids = [v for v in request.GET.getlist(request.GET.get("field", "")) if v.isdigit()]
+        chosen = list(records.filter(pk__in=chosen_ids)) if chosen_ids else []
+        q = request.GET.get("q", "").strip()
+        found = []
+        if q:
+            if hasattr(self.entity, "search"):
+                matches = self.entity.search(records, q)
+            else:
+                finder = CRMFilterSet(queryset=records)
+                finder.search_fields = self.entity.search_fields
+                matches = finder.quick_search(records, "q", q)
+            found = list(matches.exclude(pk__in=[o.pk for o in chosen]).order_by("pk")[: self.limit])
+        options = mark_safe("" if request.GET.get("multiple") == "1" else '<option value="">---------</option>')
+        options += format_html_join("", '<option value="{}" selected>{}</option>', ((o.pk, o) for o in chosen))
+        options += format_html_join("", '<option value="{}">{}</option>', ((o.pk, o) for o in found))
+        if q and not found:
+            options += format_html('<option value="" disabled>No match for “{}”</option>', q)
+        return HttpResponse(options)
 
 
 class ExportView(EntityMixin, View):

@@ -4,7 +4,7 @@ from django.forms.models import BaseInlineFormSet, inlineformset_factory
 from accounts.models import Account
 from channels.models import BUSINESS_CUSTOMER, Channel
 from crm.access import access, restrict
-from crm.forms import BootstrapMixin, OwnedForm
+from crm.forms import BootstrapMixin, OwnedForm, use_autocomplete
 
 from .models import BusinessCustomer, CustomerEmail, CustomerPhone
 
@@ -123,6 +123,7 @@ class BusinessCustomerForm(OwnedForm):
         self.fields["channel"].queryset = channels.order_by("name")
         self.fields["channel"].help_text = "Active channels that enable business customers."
         self.fields["account"].queryset = accounts.order_by("name")
+        use_autocomplete(self.fields["account"], "accounts:autocomplete")
         self.fields["account"].required = False
         self.fields["website"] = forms.URLField(required=False, assume_scheme="https", label="Website",
                                                 widget=forms.URLInput(attrs={"class": "form-control"}))

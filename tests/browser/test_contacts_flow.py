@@ -10,16 +10,6 @@ from contacts.models import Contact
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(autouse=True)
-def roles(transactional_db):
-    """An earlier transactional test flushed the role groups the migration made: seed_demo needs them."""
-    from django.contrib.auth.models import Group
-
-    from crm.services import sync_role_permissions
-
-    if not Group.objects.filter(name="Administrator").exists():
-        sync_role_permissions()
-
 
 def test_create_contact_past_the_duplicate_warning_and_add_a_note(login, live_server):
     page = login("east_manager")
@@ -36,6 +26,9 @@ def test_create_contact_past_the_duplicate_warning_and_add_a_note(login, live_se
     page.select_option("#id_addresses-0-type", "shipping")
     page.fill("#id_addresses-0-city", "Springfield")
     page.select_option("#id_addresses-0-country", "US")
+    # The accounts box searches as one types, offering only accounts the manager may see.
+    page.locator(".crm-autocomplete:has(#id_accounts) input[type=search]").fill("globex")
+    page.wait_for_selector("#id_accounts option:has-text('Globex Corporation')", state="attached")
     page.select_option("#id_accounts", label="Globex Corporation")
     page.click("button:has-text('Save')")
 

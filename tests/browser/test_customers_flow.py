@@ -8,17 +8,6 @@ from customers.models import BusinessCustomer
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(autouse=True)
-def roles(transactional_db):
-    """An earlier transactional test flushed the role groups the migration made: seed_demo needs them."""
-    from django.contrib.auth.models import Group
-
-    from crm.services import sync_role_permissions
-
-    if not Group.objects.filter(name="Administrator").exists():
-        sync_role_permissions()
-
-
 def test_create_customer_with_new_account_and_log_a_call(login, live_server):
     page = login("east_rep")
 

@@ -21,10 +21,16 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
         if request.user.is_superuser:
             return True
         if obj is None:
+            # Any role may open an owned model's list (it shows only his records) and view
+            # organization-wide ones such as channels, as in the app.
+            has_role = bool(access(request.user).roles)
             return access(request.user).has_model_perm(self.model, action) or (
-                is_owned(self.model) and bool(access(request.user).roles)
+                has_role and (is_owned(self.model) or action == "view")
             )
         return access(request.user).can(action, obj)
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
 
     def has_view_permission(self, request, obj=None):
         return self._allowed(request, "view", obj)

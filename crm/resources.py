@@ -130,6 +130,9 @@ class CRMResource(resources.ModelResource):
         return [f for f in self.fields.values() if isinstance(f.widget, NameWidget)]
 
     def before_import(self, dataset, **kwargs):
+        for i, row in enumerate(dataset):
+            if any(isinstance(cell, str) and cell.startswith("'") for cell in row):
+                dataset[i] = tuple(unneutralise(cell) for cell in row)
         for field in self.name_fields():
             if field.column_name in dataset.headers:
                 field.widget.prime(self, dataset[field.column_name])

@@ -18,7 +18,6 @@ from simple_history.utils import bulk_update_with_history
 
 from .access import ADMINISTRATOR, MANAGER, ROLE_RULES, ROLES, SALES_REP, SHARE_LEVELS, access, is_owned, restrict
 from .models import ACTIONS, BusinessUnit, BusinessUnitUserObjectPermission
-from .resources import unneutralise
 
 CRM_APPS = ("crm", "channels", "accounts", "customers", "contacts", "activities")
 
@@ -242,7 +241,7 @@ def read_csv(data, resource):
         if len(row) != len(headers):
             errors.append(RowError(line, "", f"Has {len(row)} cells; the header has {len(headers)}."))
             continue
-        body.append((line, [unneutralise(cell.strip()) for cell in row]))
+        body.append((line, [cell.strip() for cell in row]))
     if not body and not errors:
         raise CSVFileError("The file has a header but no rows.")
     return headers, body, errors

@@ -64,7 +64,8 @@ class Entity:
 
     @classmethod
     def queryset(cls):
-        return cls.model._default_manager.select_related(*cls.list_select_related)
+        queryset = cls.model._default_manager.all()
+        return queryset.select_related(*cls.list_select_related) if cls.list_select_related else queryset
 
     @classmethod
     def can_add(cls, user):

@@ -139,3 +139,24 @@ def test_admin_import_refuses_ids_the_user_may_not_edit(client_for, staff_rep, r
     assert [row.number for row in result.invalid_rows] == [1, 2]
     assert "confirm_form" not in response.context or not response.context["confirm_form"]
     assert not Account.objects.filter(name__startswith="Hijacked").exists()
+
+
+def test_admin_import_strips_the_exports_formula_quote(client_for, admin, east_rep):
+    data = "ID,Name,Owner,Business Unit,Description\n,'=SUM(A1),east_rep,East,'+1 555\n".encode()
+    client = client_for(admin)
+    response = client.post("/admin/accounts/account/import/", {
+        "resource": "0", "format": "0", "import_file": SimpleUploadedFile("a.csv", data, "text/csv")})
+    assert response.status_code == 200 and not response.context["result"].has_validation_errors()
+    confirm = response.context["confirm_form"].initial
+    client.post("/admin/accounts/account/process_import/", confirm)
+    account = Account.objects.get(owner=east_rep)
+    assert (account.name, account.description) == ("=SUM(A1)", "+1 555")
+
+
+def test_staff_rep_views_channels_in_the_admin_but_cannot_change_them(client_for, staff_rep, records):
+    client = client_for(staff_rep)
+    assert client.get("/admin/channels/channel/").status_code == 200
+    assert "Direct Sales" in client.get("/admin/channels/channel/").content.decode()
+    assert client.get("/admin/channels/channel/add/").status_code == 403
+    page = client.get(f"/admin/channels/channel/{records['channel'].pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()

@@ -12,12 +12,11 @@ from django.core.validators import validate_email
 from django.db.models import Prefetch
 from django.db.models.functions import Lower
 from django.utils.html import format_html, format_html_join
-from django_countries import countries
 from import_export import fields, widgets
 
 from accounts.models import Account
 from crm.access import restrict
-from crm.resources import CRMResource, NameWidget, OwnedResource
+from crm.resources import CountryWidget, CRMResource, NameWidget, OwnedResource
 
 from . import services
 from .models import Contact, ContactAddress, ContactGroup
@@ -92,22 +91,6 @@ class NameListWidget(NameWidget):
 
     def render(self, value, obj=None, **kwargs):
         return "; ".join(getattr(o, self.field) for o in value or [])
-
-
-class CountryWidget(widgets.Widget):
-    """A country by its English name or its ISO code; exported as the name."""
-
-    def clean(self, value, row=None, **kwargs):
-        text = str(value or "").strip()
-        if not text:
-            return ""
-        code = countries.alpha2(text) or countries.by_name(text)
-        if not code:
-            raise ValueError(f"Unknown country '{text}'; use its English name or its two-letter code.")
-        return code
-
-    def render(self, value, obj=None, **kwargs):
-        return countries.name(value) if value else ""
 
 
 def address_parts(address):
@@ -194,7 +177,7 @@ class ContactResource(OwnedResource):
         address = self.primary_address(obj)
         if address is None:
             return ""
-        return countries.name(address.country.code) if part == "country" and address.country else getattr(address, part)
+        return address.country.code if part == "country" and address.country else getattr(address, part)
 
     def dehydrate_street(self, obj):
         return self.address_part(obj, "street")

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django_countries import countries
 from import_export import fields, resources, widgets
 from import_export.instance_loaders import CachedInstanceLoader
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -69,6 +70,22 @@ class NameWidget(widgets.ForeignKeyWidget):
 
     def render(self, value, obj=None, **kwargs):
         return "" if value is None else getattr(value, self.field)
+
+
+class CountryWidget(widgets.Widget):
+    """A country by ISO 3166 code (alpha-2 or alpha-3) or English name; exported as alpha-2."""
+
+    def clean(self, value, row=None, **kwargs):
+        text = str(value or "").strip()
+        if not text:
+            return ""
+        code = countries.alpha2(text) or countries.by_name(text)
+        if not code:
+            raise ValueError(f"Unknown country '{text}': use an ISO code such as DE or an English name such as Germany.")
+        return code
+
+    def render(self, value, obj=None, **kwargs):
+        return getattr(value, "code", value) or ""
 
 
 def visible_users(resource):

@@ -11,11 +11,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.functional import classproperty
-from django.utils.text import slugify
 from django.views import View
 from django.views.generic import TemplateView
 from django_filters.views import FilterView

@@ -12,32 +12,15 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models.functions import Lower
-from django_countries import countries
 from import_export import fields, widgets
 
 from accounts.models import Account
 from channels.models import BUSINESS_CUSTOMER, Channel
 from crm.access import restrict
-from crm.resources import NameWidget, OwnedResource
+from crm.resources import CountryWidget, NameWidget, OwnedResource
 
 from . import services
 from .models import CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer
-
-
-class CountryWidget(widgets.Widget):
-    """A country by ISO 3166 code (alpha-2 or alpha-3) or English name; exported as alpha-2."""
-
-    def clean(self, value, row=None, **kwargs):
-        text = str(value or "").strip()
-        if not text:
-            return ""
-        code = countries.alpha2(text) or countries.by_name(text)
-        if not code:
-            raise ValueError(f"Unknown country '{text}': use an ISO code such as DE or an English name such as Germany.")
-        return code
-
-    def render(self, value, obj=None, **kwargs):
-        return getattr(value, "code", value) or ""
 
 
 class CurrencyWidget(widgets.Widget):

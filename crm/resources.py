@@ -257,7 +257,9 @@ class CRMResource(resources.ModelResource):
         return queryset
 
     def export_row(self, obj):
-        return [neutralise(self.export_field(f, obj)) for f in self.get_export_fields()]
+        if not hasattr(self, "_export_fields"):
+            self._export_fields = self.get_export_fields()  # the same for every row of a file
+        return [neutralise(self.export_field(f, obj)) for f in self._export_fields]
 
     def export_resource(self, instance, selected_fields=None, **kwargs):
         # The admin's export goes through import-export's export(), not export_row().

@@ -134,7 +134,7 @@ STORAGES = {
 }
 if DEBUG or TESTING:
     # Development serves static files from the finders; no collectstatic folder is expected.
-    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+    warnings.filterwarnings("ignore", message="No directory at")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

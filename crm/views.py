@@ -424,6 +424,17 @@ class ImportView(EntityMixin, TemplateView):
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def forget_abandoned(self, max_age=24 * 3600):
+        """Validated files nobody confirmed within a day are deleted at the next upload."""
+        import time
+
+        for path in self.upload_dir().glob("*.csv"):
+            try:
+                if time.time() - path.stat().st_mtime > max_age:
+                    path.unlink()
+            except FileNotFoundError:
+                pass  # another request removed it first
+
     def get(self, request, *args, **kwargs):
         return self.render_to_response(self.get_context_data(form=ImportForm()))
 
@@ -453,6 +464,7 @@ class ImportView(EntityMixin, TemplateView):
             form.add_error("file", services.too_large_message(upload.size) + " Split it into smaller files.")
             return self.render_to_response(self.get_context_data(form=form), status=400)
         data = upload.read()
+        self.forget_abandoned()
         report = services.import_csv(self.entity.resource_class, data, request.user, dry_run=True)
         ctx = {"form": ImportForm(), "report": report, "filename": upload.name}
         if report.ok:

@@ -105,3 +105,4 @@ def test_file_over_the_size_limit_is_refused(client, namespace, settings):
     # At the limit it is accepted.
     settings.CRM_IMPORT_MAX_BYTES = len(data)
     assert upload(client, namespace, data).status_code == 200
+

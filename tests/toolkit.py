@@ -112,7 +112,15 @@ def case_id(case):
 
 
 class AccessSuite:
-    """Access checks for one entity. Subclass as `Test<Entity>Access` and set the spec."""
+    """Access checks for one entity. Subclass as `Test<Entity>Access` and set the spec,
+    including `form_data(self, org, user, name)`: the POST data of the create form making a
+    valid record named `name` for `user`."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A suite pytest collects must say how to fill its entity's form: fail at import, not mid-run.
+        if cls.__name__.startswith("Test") and not callable(getattr(cls, "form_data", None)):
+            raise TypeError(f"{cls.__name__} must define form_data(self, org, user, name)")
 
     namespace = None          # url namespace, e.g. "accounts"
     factory = None            # factory_boy factory of the model
@@ -168,10 +176,6 @@ class AccessSuite:
             self.name_field: name, "owner": user,
             "business_unit": org.unit(unit) if unit else user.primary_unit,
         })
-
-    def form_data(self, org, user, name):
-        """POST data of the create form making a valid record named `name` for `user`."""
-        raise NotImplementedError(f"{type(self).__name__} must define form_data(org, user, name)")
 
     def edit_data(self, org, user, obj, name):
         """POST data of the edit form renaming `obj` to `name`."""

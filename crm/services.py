@@ -41,6 +41,14 @@ def sync_role_permissions():
         groups[role].permissions.set(add_perms)
 
 
+def set_roles(user, role_names):
+    """Give `user` exactly the roles named (and recompute his grants)."""
+    groups = Group.objects.filter(name__in=ROLES)
+    user.groups.remove(*groups.exclude(name__in=role_names))
+    user.groups.add(*groups.filter(name__in=role_names))
+    sync_user_access(user)
+
+
 def sync_user_access(user):
     """Recompute a user's unit-group memberships and unit grants from his role and units."""
     user._syncing_access = True

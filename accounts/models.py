@@ -1,5 +1,6 @@
 from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
+from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
 from crm.models import OwnedModel, share_models
@@ -27,6 +28,9 @@ class Account(OwnedModel):
 
     def __str__(self):
         return self.name
+
+    def get_absolute_url(self):
+        return reverse("accounts:detail", args=[self.pk])
 
     def activity_recipients(self, user):
         """Send email on an account offers the primary emails of its customers and contacts

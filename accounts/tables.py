@@ -1,10 +1,12 @@
-from crm.tables import LinkColumn, OwnedTable
+import django_tables2 as tables
+
+from crm.tables import OwnedTable
 
 from .models import Account
 
 
 class AccountTable(OwnedTable):
-    name = LinkColumn(url_name="accounts:detail")
+    name = tables.Column(linkify=True)
 
     class Meta(OwnedTable.Meta):
         model = Account

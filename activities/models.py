@@ -10,6 +10,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelatio
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -78,6 +79,9 @@ class Activity(models.Model):
 
     def __str__(self):
         return self.subject or f"{self.get_kind_display()} of {self.occurred_at:%Y-%m-%d}"
+
+    def get_absolute_url(self):
+        return reverse("activities:detail", args=[self.pk])
 
     ICONS = {"call": "bi-telephone", "email": "bi-envelope", "note": "bi-sticky", "task": "bi-check2-square"}
 

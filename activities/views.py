@@ -13,7 +13,6 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.generic import TemplateView
 
 from crm.access import get_or_404, restrict
@@ -21,16 +20,6 @@ from crm.access import get_or_404, restrict
 from . import services
 from .forms import TITLES, ActivityForm
 from .models import Activity, target_model
-
-
-def record_url(obj):
-    """The record page of an activity's parent (the Entity registered for its model)."""
-    from crm.views import ENTITIES
-
-    for entity in ENTITIES:
-        if entity.model is type(obj):
-            return reverse(f"{entity.namespace}:detail", args=[obj.pk])
-    return "/"
 
 
 def done_redirect(request, url):
@@ -64,7 +53,7 @@ class ActivityCreateView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         title, icon = TITLES[self.kind]
         return super().get_context_data(
-            target=self.target, target_url=record_url(self.target), kind=self.kind, title=title, icon=icon,
+            target=self.target, kind=self.kind, title=title, icon=icon,
             action=self.request.path, **kwargs)
 
     def get(self, request, *args, **kwargs):
@@ -81,11 +70,11 @@ class ActivityCreateView(LoginRequiredMixin, TemplateView):
                     form.add_error(None, f"The email could not be sent ({e}); nothing was recorded.")
                 else:
                     messages.success(request, f"Email sent to {data['to_address']}.")
-                    return done_redirect(request, record_url(self.target) + "#activities")
+                    return done_redirect(request, self.target.get_absolute_url() + "#activities")
             else:
                 services.record_activity(self.target, request.user, self.kind, **data)
                 messages.success(request, f"{Activity.Kind(self.kind).label} added to “{self.target}”.")
-                return done_redirect(request, record_url(self.target) + "#activities")
+                return done_redirect(request, self.target.get_absolute_url() + "#activities")
         # htmx swaps only 2xx answers: the modal shows the errors in place.
         return self.render_to_response(self.get_context_data(form=form), status=200 if request.htmx else 400)
 
@@ -104,8 +93,7 @@ class ActivityDetailView(ActivityMixin, TemplateView):
         activity = self.get_activity("view")
         target = activity.target
         can_change = restrict(Activity.objects.filter(pk=activity.pk), self.request.user, "change").exists()
-        return super().get_context_data(activity=activity, target=target, target_url=record_url(target),
-                                        can_change=can_change, **kwargs)
+        return super().get_context_data(activity=activity, target=target, can_change=can_change, **kwargs)
 
 
 class ActivityDoneView(ActivityMixin, TemplateView):
@@ -120,4 +108,4 @@ class ActivityDoneView(ActivityMixin, TemplateView):
         done = request.POST.get("done", "1") == "1"
         services.set_done(activity, request.user, done)
         messages.success(request, f"Task “{activity}” {'done' if done else 'reopened'}.")
-        return done_redirect(request, record_url(activity.target) + "#activities")
+        return done_redirect(request, activity.target.get_absolute_url() + "#activities")

@@ -1,4 +1,5 @@
 from django.db import models
+from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
 from crm.models import TimeStampedModel
@@ -38,6 +39,9 @@ class Channel(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    def get_absolute_url(self):
+        return reverse("channels:detail", args=[self.pk])
 
     @property
     def entity_list(self):

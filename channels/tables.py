@@ -1,13 +1,13 @@
 import django_tables2 as tables
 from django.utils.html import format_html
 
-from crm.tables import CRMTable, LinkColumn
+from crm.tables import CRMTable
 
 from .models import Channel
 
 
 class ChannelTable(CRMTable):
-    name = LinkColumn(url_name="channels:detail")
+    name = tables.Column(linkify=True)
     status = tables.Column()
     entities = tables.Column(verbose_name="Enabled entities", orderable=False)
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")

@@ -3,6 +3,7 @@ from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
 
@@ -29,6 +30,9 @@ class ContactGroup(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    def get_absolute_url(self):
+        return reverse("contact_groups:detail", args=[self.pk])
 
     @staticmethod
     def may_manage(user):
@@ -103,6 +107,9 @@ class Contact(OwnedModel):
 
     def __str__(self):
         return self.full_name or self.email or f"Contact #{self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("contacts:detail", args=[self.pk])
 
     @property
     def full_name(self):

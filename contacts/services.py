@@ -4,7 +4,6 @@ of an imported batch. Each runs inside one transaction."""
 from django.db import transaction
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Account
@@ -51,7 +50,7 @@ def duplicates_by_email(emails, user, exclude_pks=()):
 
 def duplicate_note(line, email, contacts):
     links = format_html_join(", ", '<a href="{}">{}</a> (ID {})',
-                             ((reverse("contacts:detail", args=[c.pk]), c, c.pk) for c in contacts[:3]))
+                             ((c.get_absolute_url(), c, c.pk) for c in contacts[:3]))
     more = f" and {len(contacts) - 3} more" if len(contacts) > 3 else ""
     return format_html("Row {}: {} already belongs to {}{}. The row will still be imported.", line, email, links, more)
 

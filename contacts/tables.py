@@ -1,14 +1,13 @@
 import django_tables2 as tables
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from crm.tables import CRMTable, LinkColumn, OwnedTable
+from crm.tables import CRMTable, OwnedTable
 
 from .models import Contact, ContactGroup
 
 
 class ContactTable(OwnedTable):
-    name = tables.Column(accessor="pk", verbose_name="Name", order_by=("last_name", "first_name"))
+    name = tables.Column(accessor="pk", verbose_name="Name", order_by=("last_name", "first_name"), linkify=True)
     job_title = tables.Column(verbose_name="Job title")
     email = tables.EmailColumn(verbose_name="Email")
     phone = tables.Column(verbose_name="Phone", attrs={"td": {"class": "text-nowrap"}})
@@ -23,17 +22,18 @@ class ContactTable(OwnedTable):
                   "business_unit", "created_at", "actions")
 
     def render_name(self, record):
-        return format_html('<a href="{}">{}</a>', reverse("contacts:detail", args=[record.pk]), record)
+        # linkify wraps this in a link to the contact's page, escaping it.
+        return str(record)
 
     def render_accounts(self, record):
         # Prefetched by the grid's filterset: only accounts the user may view.
         accounts = getattr(record, "visible_accounts", [])
         return format_html_join(", ", '<a href="{}">{}</a>',
-                                ((reverse("accounts:detail", args=[a.pk]), a.name) for a in accounts)) or "—"
+                                ((a.get_absolute_url(), a.name) for a in accounts)) or "—"
 
 
 class ContactGroupTable(CRMTable):
-    name = LinkColumn(url_name="contact_groups:detail")
+    name = tables.Column(linkify=True)
     description = tables.Column(orderable=False)
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")
 

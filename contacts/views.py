@@ -1,7 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
 from django.views import View
 
 from activities.services import timeline
@@ -99,7 +98,7 @@ class AssignCustomerView(LoginRequiredMixin, View):
                                       f"of {assignment.customer}.")
         else:
             messages.error(request, " ".join(m for errors in form.errors.values() for m in errors))
-        return redirect(f"{contact_url(contact)}#customers")
+        return redirect(f"{contact.get_absolute_url()}#customers")
 
 
 class UnassignCustomerView(LoginRequiredMixin, View):
@@ -110,8 +109,4 @@ class UnassignCustomerView(LoginRequiredMixin, View):
         services.unassign_customer(assignment, request.user)
         messages.success(request, f"{contact} is no longer the {assignment.get_type_display().lower()} contact "
                                   f"of {assignment.customer}.")
-        return redirect(f"{contact_url(contact)}#customers")
-
-
-def contact_url(contact):
-    return reverse("contacts:detail", args=[contact.pk])
+        return redirect(f"{contact.get_absolute_url()}#customers")

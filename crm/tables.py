@@ -1,6 +1,4 @@
 import django_tables2 as tables
-from django.urls import reverse
-from django.utils.html import format_html
 
 
 class CRMTable(tables.Table):
@@ -25,15 +23,3 @@ class OwnedTable(CRMTable):
                                   order_by=("business_unit__name",))
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i")
 
-
-class LinkColumn(tables.Column):
-    """A record's name linking to its page (url name `<namespace>:detail`)."""
-
-    def __init__(self, *args, url_name, pk_accessor="pk", **kwargs):
-        self.url_name = url_name
-        self.pk_accessor = tables.A(pk_accessor)
-        super().__init__(*args, **kwargs)
-
-    def render(self, value, record):
-        pk = self.pk_accessor.resolve(record)
-        return format_html('<a href="{}">{}</a>', reverse(self.url_name, args=[pk]), value)

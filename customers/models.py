@@ -3,6 +3,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
 
@@ -89,6 +90,9 @@ class BusinessCustomer(OwnedModel):
 
     def __str__(self):
         return self.name
+
+    def get_absolute_url(self):
+        return reverse("customers:detail", args=[self.pk])
 
     def search_hint(self):
         return f"{self.channel} · {self.account}"

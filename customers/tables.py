@@ -2,13 +2,13 @@ import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.html import format_html
 
-from crm.tables import LinkColumn, OwnedTable
+from crm.tables import OwnedTable
 
 from .models import BusinessCustomer
 
 
 class BusinessCustomerTable(OwnedTable):
-    name = LinkColumn(url_name="customers:detail")
+    name = tables.Column(linkify=True)
     channel = tables.Column(accessor="channel__name", verbose_name="Channel", order_by=("channel__name",))
     account = tables.Column(accessor="account__name", verbose_name="Account", order_by=("account__name",))
     primary_email = tables.EmailColumn(verbose_name="Email")

@@ -51,17 +51,15 @@ class MergeView(EntityMixin, TemplateView):
 
     entity = AccountEntity
     template_name = "accounts/merge.html"
+    action = "delete"
 
-    def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return self.handle_no_permission()
+    def check_permission(self):
         self.accounts = list(self.selected("delete").select_related("owner", "business_unit").order_by("pk"))
         try:
-            services.check_merge(self.accounts, request.user)
+            services.check_merge(self.accounts, self.request.user)
         except ValidationError as e:
-            messages.error(request, e.messages[0])
+            messages.error(self.request, e.messages[0])
             return redirect("accounts:list")
-        return super().dispatch(request, *args, **kwargs)
 
     def get(self, request, *args, **kwargs):
         master = self.accounts[0]
@@ -83,4 +81,4 @@ class MergeView(EntityMixin, TemplateView):
             return self.render_page(master, services.default_choices(master, self.accounts))
         master = services.merge_accounts(master, self.accounts, choices, request.user)
         messages.success(request, f"Merged {len(self.accounts) - 1} account(s) into “{master}”.")
-        return redirect("accounts:detail", master.pk)
+        return redirect(master)

@@ -45,9 +45,6 @@ class Activity(models.Model):
         OUTBOUND = "out", "Outbound"
         INBOUND = "in", "Inbound"
 
-    # Visibility follows the parent record, so roles may add activities to what they can see.
-    addable_by_roles = True
-
     kind = models.CharField(max_length=10, choices=Kind.choices, db_index=True)
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField("notes", blank=True)

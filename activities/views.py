@@ -43,8 +43,6 @@ class ActivityCreateView(LoginRequiredMixin, TemplateView):
             raise Http404("No such record.")
         self.kind = kwargs["kind"]
         self.target = get_or_404(model._default_manager.all(), request.user, "view", pk=kwargs["pk"])
-        if not request.user.has_perm("activities.add_activity"):
-            raise PermissionDenied("You may not add activities.")
         return super().dispatch(request, *args, **kwargs)
 
     def get_template_names(self):

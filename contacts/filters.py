@@ -1,8 +1,9 @@
 import django_filters as df
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Account
-from crm.filters import CRMFilterSet, OwnedFilterSet, restricted, visible_owners
+from crm.filters import CRMFilterSet, OwnedFilterSet, visible_owners
 from crm.forms import AutocompleteSelectMultiple
 
 from .models import Contact, ContactEmail, ContactGroup, ContactPhone
@@ -24,16 +25,20 @@ class ContactFilter(OwnedFilterSet):
     name = df.CharFilter(method="filter_name", label="Name")
     email = df.CharFilter(method="filter_email", label="Email")
     phone = df.CharFilter(method="filter_phone", label="Phone")
-    account = df.ModelMultipleChoiceFilter(queryset=restricted(Account), method="filter_accounts", label="Account",
+    account = df.ModelMultipleChoiceFilter(queryset=Account.objects.all(), method="filter_accounts", label="Account",
                                            widget=AutocompleteSelectMultiple("accounts:autocomplete"))
     group = df.ModelMultipleChoiceFilter(queryset=ContactGroup.objects.order_by("name"), method="filter_groups",
                                          label="Group")
-    assigned_to = df.ModelMultipleChoiceFilter(queryset=visible_owners, label="Assigned to")
+    assigned_to = df.ModelMultipleChoiceFilter(queryset=get_user_model().objects.none(), label="Assigned to")
     source = df.MultipleChoiceFilter(choices=Contact.Source.choices)
 
     class Meta:
         model = Contact
         fields = ["name", "email", "phone", "account", "group", "owner", "assigned_to", "business_unit", "source"]
+
+    def restrict_choices(self, user):
+        super().restrict_choices(user)
+        self.filters["assigned_to"].queryset = visible_owners(user, Contact)
 
     @property
     def qs(self):

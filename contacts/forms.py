@@ -15,9 +15,8 @@ def colleagues(user, keep=None):
     (everyone for administrators), plus `keep` (the current assignee) so an edit never
     drops it."""
     users = get_user_model().objects.filter(is_active=True)
-    acc = access(user)
-    if not acc.is_admin():
-        units = acc.unit_ids("view") | set(user.business_units.values_list("pk", flat=True))
+    units = access(user).visible_unit_ids(Contact)
+    if units is not None:
         users = users.filter(Q(pk=user.pk) | Q(business_units__in=units))
     if keep:
         users = users | get_user_model().objects.filter(pk=keep)

@@ -18,7 +18,7 @@ class ContactGroup(TimeStampedModel):
 
     Like channels, everyone sees every group and may put contacts in it. A group is
     shared by every team, so adding, renaming and deleting groups is for Managers and
-    Administrators; Sales Representatives use them."""
+    Administrators (the seeded roles' levels); Sales Representatives use them."""
 
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -33,22 +33,6 @@ class ContactGroup(TimeStampedModel):
 
     def get_absolute_url(self):
         return reverse("contact_groups:detail", args=[self.pk])
-
-    @staticmethod
-    def may_manage(user):
-        """Managers and Administrators add, edit, delete and import groups."""
-        from crm.access import MANAGER, access
-
-        acc = access(user)
-        return user.is_active and (acc.is_admin() or acc.has_model_perm(ContactGroup, "change") or MANAGER in acc.roles)
-
-    @classmethod
-    def restrict_queryset(cls, queryset, user, action):
-        if not user.is_active:
-            return queryset.none()
-        if action == "view" or (action in ("change", "delete") and cls.may_manage(user)):
-            return queryset
-        return queryset.none()
 
 
 class Contact(OwnedModel):

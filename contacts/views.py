@@ -5,6 +5,7 @@ from django.views import View
 
 from activities.services import timeline
 from crm.access import get_or_404, restrict
+from crm.models import Level, Role
 from crm.views import Entity
 
 from . import services
@@ -63,7 +64,7 @@ class ContactEntity(Entity):
 
 class ContactGroupEntity(Entity):
     """An organization-wide list: everyone sees the groups and puts contacts in them;
-    Managers and Administrators add, rename, delete and import them (ContactGroup.may_manage)."""
+    Managers and Administrators add, rename, delete and import them (the seeded levels)."""
 
     model = ContactGroup
     namespace = "contact_groups"
@@ -77,8 +78,11 @@ class ContactGroupEntity(Entity):
     searchable = False
 
     @classmethod
-    def can_add(cls, user):
-        return ContactGroup.may_manage(user)
+    def default_levels(cls, preset):
+        levels = super().default_levels(preset)
+        if preset == Role.Preset.MANAGER:
+            levels.update(dict.fromkeys(("create", "change", "delete"), Level.ORGANIZATION))
+        return levels
 
     @classmethod
     def detail_context(cls, request, obj):

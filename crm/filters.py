@@ -4,32 +4,22 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from .access import access, restrict
-from .models import BusinessUnit
+from .models import BusinessUnit, Role
 
 
-def visible_units(request):
-    if request is None:  # a FilterSet built without a request (global search) offers no choices
-        return BusinessUnit.objects.none()
-    acc = access(request.user)
-    if acc.is_admin():
-        return BusinessUnit.objects.all()
-    ids = acc.unit_ids("view") | set(request.user.business_units.values_list("pk", flat=True))
-    return BusinessUnit.objects.filter(pk__in=ids)
+def visible_units(user, model):
+    """Units a grid of `model` may offer as a filter: those whose records he may view."""
+    ids = access(user).visible_unit_ids(model)
+    return BusinessUnit.objects.all() if ids is None else BusinessUnit.objects.filter(pk__in=ids)
 
 
-def visible_owners(request):
-    """Owners offered as a filter: colleagues of units the user may see, never the whole company."""
+def visible_owners(user, model):
+    """Owners offered as a filter: colleagues of units he may see, never the whole company."""
     users = get_user_model().objects.all()
-    if request is None:
-        return users.none()
-    if access(request.user).is_admin():
+    ids = access(user).visible_unit_ids(model)
+    if ids is None:
         return users
-    return users.filter(Q(pk=request.user.pk) | Q(business_units__in=visible_units(request))).distinct()
-
-
-def restricted(model):
-    """A filter-choice queryset that offers only records the requesting user may see."""
-    return lambda request: restrict(model._default_manager.all(), request.user, "view") if request else model._default_manager.none()
+    return users.filter(Q(pk=user.pk) | Q(business_units__in=ids)).distinct()
 
 
 class CRMFilterSet(df.FilterSet):
@@ -40,6 +30,8 @@ class CRMFilterSet(df.FilterSet):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.request is not None:
+            self.restrict_choices(self.request.user)
         for f in self.form.fields.values():
             w = f.widget
             if isinstance(w, (forms.Select, forms.SelectMultiple)):
@@ -49,6 +41,17 @@ class CRMFilterSet(df.FilterSet):
                     sub.attrs.setdefault("class", "form-control form-control-sm")
             else:
                 w.attrs.setdefault("class", "form-control form-control-sm")
+
+    def restrict_choices(self, user):
+        """Narrow every record-choice filter to the records `user` may view (before the form
+        is built), as restrict_form_fields does for forms."""
+        from .forms import restricts_choices
+
+        for f in self.filters.values():
+            if isinstance(f, (df.ModelChoiceFilter, df.ModelMultipleChoiceFilter)):
+                queryset = f.get_queryset(self.request)
+                if restricts_choices(queryset.model):
+                    f.queryset = restrict(queryset, user, "view")
 
     def quick_search(self, queryset, name, value):
         cond = Q()
@@ -61,7 +64,34 @@ class CRMFilterSet(df.FilterSet):
 
 
 class OwnedFilterSet(CRMFilterSet):
-    owner = df.ModelMultipleChoiceFilter(queryset=visible_owners)
-    business_unit = df.ModelMultipleChoiceFilter(queryset=visible_units)
+    # Choices depend on the user and the grid's model: set in __init__, none without a request.
+    owner = df.ModelMultipleChoiceFilter(queryset=get_user_model().objects.none())
+    business_unit = df.ModelMultipleChoiceFilter(queryset=BusinessUnit.objects.none())
     created = df.DateFromToRangeFilter(field_name="created_at", label="Created between",
                                        widget=df.widgets.DateRangeWidget(attrs={"type": "date"}))
+
+    def restrict_choices(self, user):
+        super().restrict_choices(user)
+        self.filters["owner"].queryset = visible_owners(user, self._meta.model)
+        self.filters["business_unit"].queryset = visible_units(user, self._meta.model)
+
+
+class RoleFilter(CRMFilterSet):
+    search_fields = ("name", "description")
+    administers = df.BooleanFilter(label="Administers the organization")
+
+    class Meta:
+        model = Role
+        fields = ["administers"]
+
+
+class UserFilter(CRMFilterSet):
+    search_fields = ("username", "first_name", "last_name", "email")
+    is_active = df.BooleanFilter(label="Active")
+    roles = df.ModelMultipleChoiceFilter(queryset=Role.objects.all(), label="Role")
+    business_units = df.ModelMultipleChoiceFilter(queryset=BusinessUnit.objects.all(), label="Business unit",
+                                                  distinct=True)
+
+    class Meta:
+        model = get_user_model()
+        fields = ["is_active", "roles", "business_units"]

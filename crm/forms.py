@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .access import access
-from .models import BusinessUnit
+from .access import access, entity_key, restrict
+from .models import ACTION_LABELS, ACTIONS, BusinessUnit, Level, Role
 
 
 class BootstrapMixin:
@@ -29,6 +29,71 @@ class BootstrapMixin:
                 widget.attrs["class"] = widget.attrs.get("class", "") + " is-invalid"
 
 
+def restricts_choices(model):
+    """Choices of `model` in a form are narrowed to what the user may view: entity records
+    and their children, not users, units or roles (those have rules of their own)."""
+    from .access import governed_models
+
+    return model in governed_models() or hasattr(model, "restrict_queryset")
+
+
+HIDDEN_LABEL = "(a record you may not view)"
+
+
+def restrict_form_fields(form, user):
+    """Narrow every record choice of `form` to the records `user` may view (NetBox's
+    restrict_form_fields): applied once, by the generic form view and the admin, so no form
+    can forget it. Records already linked that he may not view stay linked: a single choice
+    keeps them selected without naming them; a multiple choice keeps them out of sight and
+    adds them back on save, so he can neither see nor remove them."""
+    instance = getattr(form, "instance", None)
+    for name, field in form.fields.items():
+        if not isinstance(field, forms.ModelChoiceField) or not restricts_choices(field.queryset.model):
+            continue
+        base = field.queryset
+        visible = restrict(base, user, "view")
+        linked = linked_ids(instance, name)
+        hidden = set(linked) - set(visible.filter(pk__in=linked).values_list("pk", flat=True)) if linked else set()
+        multiple = isinstance(field, forms.ModelMultipleChoiceField)
+        if hidden and not multiple:
+            field.queryset = visible | base.model._default_manager.filter(pk__in=hidden)
+            label = field.label_from_instance
+            field.label_from_instance = lambda obj, label=label, hidden=hidden: (
+                HIDDEN_LABEL if obj.pk in hidden else label(obj))
+        else:
+            field.queryset = visible
+        if hidden and multiple:
+            keep = base.model._default_manager.filter(pk__in=hidden)
+            field.clean = _keeping(field.clean, keep)
+            field.help_text = (field.help_text + " " if field.help_text else "") + (
+                f"Also linked to {len(hidden)} record{'s' if len(hidden) != 1 else ''} you may not view (kept).")
+        if hasattr(field.widget, "choices"):
+            field.widget.choices = field.choices
+    return form
+
+
+def _keeping(clean, keep):
+    def clean_and_keep(value):
+        return clean(value) | keep
+    return clean_and_keep
+
+
+def linked_ids(instance, name):
+    """Ids `instance` links to through its field `name` (a foreign key or many-to-many)."""
+    if instance is None or instance.pk is None:
+        return []
+    try:
+        field = instance._meta.get_field(name)
+    except Exception:
+        return []
+    if field.many_to_many:
+        return list(getattr(instance, name).values_list("pk", flat=True))
+    if field.many_to_one:
+        value = getattr(instance, field.attname)
+        return [value] if value is not None else []
+    return []
+
+
 class OwnedForm(BootstrapMixin, forms.ModelForm):
     """A record's form: owner and unit limited to where this user may place records."""
 
@@ -36,8 +101,9 @@ class OwnedForm(BootstrapMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.user = user
         acc = access(user)
+        model = self._meta.model
         if "owner" in self.fields:
-            self.fields["owner"].queryset = acc.placement_owners().order_by("username")
+            self.fields["owner"].queryset = acc.placement_owners(model).order_by("username")
             self.fields["owner"].initial = self.fields["owner"].initial or user.pk
             if self.instance.pk:
                 # Fixed on edit; whoever may edit (e.g. through a share) need not be able to place it there.
@@ -45,7 +111,7 @@ class OwnedForm(BootstrapMixin, forms.ModelForm):
                 self.fields["owner"].disabled = True
                 self.fields["owner"].help_text = "Use Assign on the record page to change the owner."
         if "business_unit" in self.fields:
-            self.fields["business_unit"].queryset = acc.placement_units()
+            self.fields["business_unit"].queryset = acc.placement_units(model)
             self.fields["business_unit"].initial = self.fields["business_unit"].initial or user.primary_unit_id
             if self.instance.pk:
                 self.fields["business_unit"].queryset = BusinessUnit.objects.filter(pk=self.instance.business_unit_id)
@@ -53,9 +119,11 @@ class OwnedForm(BootstrapMixin, forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        owner, unit = data.get("owner"), data.get("business_unit")
-        if not self.instance.pk and owner and unit and not access(self.user).may_place(owner, unit):
-            self.add_error("owner", f"{owner} cannot own records of {unit}.")
+        if not self.instance.pk and data.get("owner") and data.get("business_unit"):
+            self.instance.owner, self.instance.business_unit = data["owner"], data["business_unit"]
+            error = access(self.user).placement_error(self.instance)
+            if error is not None:
+                self.add_error(None, error)
         return data
 
 
@@ -64,11 +132,11 @@ class AssignForm(BootstrapMixin, forms.Form):
     business_unit = forms.ModelChoiceField(queryset=BusinessUnit.objects.none(), required=False,
                                            help_text="Blank: the new owner's primary unit.")
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, model, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
-        self.fields["owner"].queryset = access(user).placement_owners().order_by("username")
-        self.fields["business_unit"].queryset = access(user).placement_units()
+        self.user, self.model = user, model
+        self.fields["owner"].queryset = access(user).placement_owners(model, "assign").order_by("username")
+        self.fields["business_unit"].queryset = access(user).placement_units(model, "assign")
 
     def clean(self):
         data = super().clean()
@@ -77,7 +145,7 @@ class AssignForm(BootstrapMixin, forms.Form):
             data["business_unit"] = owner.primary_unit
         if owner and not data.get("business_unit"):
             self.add_error("business_unit", "The new owner has no primary unit; choose one.")
-        elif owner and not access(self.user).may_place(owner, data["business_unit"]):
+        elif owner and not access(self.user).may_place(self.model, owner, data["business_unit"], "assign"):
             self.add_error("owner", f"You may not give records to {owner} in {data['business_unit']}.")
         return data
 
@@ -154,3 +222,99 @@ def use_autocomplete(field, url_name):
     field.widget = kind(url_name, attrs=attrs)
     field.widget.choices = field.choices
     return field
+
+
+# -- administration: roles and users --------------------------------------------------------
+
+class RoleForm(BootstrapMixin, forms.ModelForm):
+    """A role and its matrix: one level select per entity and action, named
+    `<entity namespace>__<action>` (e.g. `accounts__view`). Organization-wide entities
+    (channels, contact groups) have no owner or unit, so only None and Organization apply
+    to them, and nothing to assign or share."""
+
+    action_labels = [ACTION_LABELS[a] for a in ACTIONS]
+
+    class Meta:
+        model = Role
+        fields = ["name", "description", "administers"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.levels = self.instance.levels() if self.instance.pk else {}
+        self.matrix = []  # [(entity, [bound field or None per action])]
+        for entity in matrix_entities():
+            cells = []
+            for action in ACTIONS:
+                if not entity.owned and action in ("assign", "share"):
+                    cells.append(None)
+                    continue
+                choices = Level.choices if entity.owned else [(Level.NONE, "None"),
+                                                              (Level.ORGANIZATION, "Organization")]
+                name = cell_name(entity, action)
+                self.fields[name] = forms.TypedChoiceField(
+                    choices=choices, coerce=int, initial=self.levels.get((entity_key(entity.model), action), 0),
+                    label=f"{ACTION_LABELS[action]} {entity.verbose_name_plural}",
+                    widget=forms.Select(attrs={"class": "form-select form-select-sm"}))
+                cells.append(name)
+            self.matrix.append((entity, cells))
+
+    def matrix_rows(self):
+        return [(entity, [self[name] if name else None for name in cells]) for entity, cells in self.matrix]
+
+    def cleaned_levels(self):
+        return {(entity_key(entity.model), action): self.cleaned_data[name]
+                for entity, cells in self.matrix for action, name in zip(ACTIONS, cells) if name}
+
+
+def matrix_entities():
+    from .views import ENTITIES
+
+    return [e for e in ENTITIES if e.in_role_matrix]
+
+
+def cell_name(entity, action):
+    return f"{entity.namespace}__{action}"
+
+
+class UserForm(BootstrapMixin, forms.ModelForm):
+    """A user's account, units and roles. A new user gets a password here; an existing one
+    keeps his unless a new one is typed."""
+
+    password1 = forms.CharField(label="Password", required=False, strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password2 = forms.CharField(label="Password again", required=False, strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    class Meta:
+        model = get_user_model()
+        fields = ["username", "first_name", "last_name", "email", "primary_unit", "business_units", "roles",
+                  "is_active", "is_staff"]
+        labels = {"business_units": "Business units", "is_active": "Active (may log in)",
+                  "is_staff": "May open the Django admin"}
+        widgets = {"business_units": forms.SelectMultiple(attrs={"size": 6}),
+                   "roles": forms.SelectMultiple(attrs={"size": 6})}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["primary_unit"].required = True
+        self.fields["business_units"].help_text = "The primary unit is always one of them."
+        if not self.instance.pk:
+            self.fields["password1"].required = self.fields["password2"].required = True
+        else:
+            self.fields["password1"].help_text = "Leave blank to keep the current password."
+
+    def clean(self):
+        from django.contrib.auth import password_validation
+
+        data = super().clean()
+        p1, p2 = data.get("password1"), data.get("password2")
+        if p1 or p2:
+            if p1 != p2:
+                self.add_error("password2", "The two passwords differ.")
+            else:
+                try:
+                    password_validation.validate_password(p1, self.instance)
+                except forms.ValidationError as e:
+                    self.add_error("password1", e)
+        return data

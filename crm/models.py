@@ -1,10 +1,24 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, Group
-from django.db import models
+from django.db import models, transaction
+from django.urls import reverse
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-# What a user may do with a record. Unit grants, role rules and shares all speak these.
-ACTIONS = ("view", "change", "delete", "assign", "share")
+# What a user may do with records of an entity. Roles, unit grants and shares all speak these.
+# "change" is shown as Edit; "create" decides where a new record may be placed.
+ACTIONS = ("view", "create", "change", "delete", "assign", "share")
+ACTION_LABELS = {"view": "View", "create": "Create", "change": "Edit", "delete": "Delete", "assign": "Assign",
+                 "share": "Share"}
+
+
+class Level(models.IntegerChoices):
+    """How far a role's permission reaches (OroCRM's access levels), each including the ones below."""
+
+    NONE = 0, "None"
+    USER = 1, "User"                    # records he owns
+    BUSINESS_UNIT = 2, "Business unit"  # ... and records of his units
+    DIVISION = 3, "Division"            # ... and of their sub-units
+    ORGANIZATION = 4, "Organization"    # every record
 
 
 class BusinessUnit(models.Model):
@@ -19,17 +33,17 @@ class BusinessUnit(models.Model):
 
     class Meta:
         ordering = ["name"]
-        permissions = [(f"{action}_records", f"Can {action} records of the unit") for action in ACTIONS]
 
     def __str__(self):
         return self.name
 
     def save(self, *args, **kwargs):
-        if not self.group_id:
-            self.group, _ = Group.objects.get_or_create(name=f"Unit: {self.name}")
-        elif self.group.name != f"Unit: {self.name}":
-            Group.objects.filter(pk=self.group_id).update(name=f"Unit: {self.name}")
-        super().save(*args, **kwargs)
+        with transaction.atomic():  # the unit and its member group, both or neither
+            if not self.group_id:
+                self.group, _ = Group.objects.get_or_create(name=f"Unit: {self.name}")
+            elif self.group.name != f"Unit: {self.name}":
+                Group.objects.filter(pk=self.group_id).update(name=f"Unit: {self.name}")
+            super().save(*args, **kwargs)
 
     def clean(self):
         from django.core.exceptions import ValidationError
@@ -69,11 +83,64 @@ class BusinessUnitGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(BusinessUnit, on_delete=models.CASCADE)
 
 
+class Role(models.Model):
+    """A set of access levels, one per entity and action, as in OroCRM. Users hold several;
+    for each entity and action the widest level of their roles applies."""
+
+    class Preset(models.TextChoices):
+        # The seeded roles: for an entity added later, their cells are filled from the
+        # entity's defaults (Entity.default_levels); other roles get None there.
+        ADMINISTRATOR = "administrator", "Administrator"
+        MANAGER = "manager", "Manager"
+        SALES_REP = "sales_rep", "Sales Representative"
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    administers = models.BooleanField(
+        "administers the organization", default=False,
+        help_text="Manages users, roles and business units (the Administration menu and the Django admin).")
+    preset = models.CharField(max_length=20, choices=Preset.choices, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("roles:detail", args=[self.pk])
+
+    def delete(self, *args, **kwargs):
+        if self.preset:  # seeded again after every migrate: change its levels instead
+            raise models.ProtectedError(f"The seeded role {self} cannot be deleted.", [self])
+        return super().delete(*args, **kwargs)
+
+    def levels(self):
+        """{(entity label, action): level} of this role's cells."""
+        return {(p.entity, p.action): p.level for p in self.permissions.all()}
+
+
+class RolePermission(models.Model):
+    """One cell of a role's matrix: the level of `action` on `entity` (a model label)."""
+
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="permissions")
+    entity = models.CharField(max_length=100)   # model label, e.g. "accounts.account"
+    action = models.CharField(max_length=10, choices=[(a, ACTION_LABELS[a]) for a in ACTIONS])
+    level = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.NONE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["role", "entity", "action"], name="role_cell_once")]
+
+    def __str__(self):
+        return f"{self.role}: {self.action} {self.entity} = {self.get_level_display()}"
+
+
 class User(AbstractUser):
     primary_unit = models.ForeignKey(
         BusinessUnit, null=True, blank=True, on_delete=models.PROTECT, related_name="primary_users"
     )
     business_units = models.ManyToManyField(BusinessUnit, blank=True, related_name="members")
+    roles = models.ManyToManyField(Role, blank=True, related_name="users")
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -82,6 +149,9 @@ class User(AbstractUser):
     def __str__(self):
         full = self.get_full_name()
         return f"{full} ({self.username})" if full else self.username
+
+    def get_absolute_url(self):
+        return reverse("users:detail", args=[self.pk])
 
 
 class TimeStampedModel(models.Model):

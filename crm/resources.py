@@ -16,7 +16,7 @@ from import_export.instance_loaders import CachedInstanceLoader
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from .access import access, is_owned, restrict
-from .models import BusinessUnit
+from .models import BusinessUnit, Role
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -98,7 +98,7 @@ class CRMResource(resources.ModelResource):
 
     class Meta:
         use_bulk = True
-        batch_size = 1000
+        batch_size = None  # write once per import batch (CRM_IMPORT_BATCH_SIZE): one batch size setting
         skip_unchanged = True
         report_skipped = True
         skip_html_diff = True
@@ -198,23 +198,10 @@ class CRMResource(resources.ModelResource):
 
     def check_placement(self, instance):
         """A new record goes where the user may place it; changing an existing record's
-        owner or unit is an Assign. All answered from cached sets: no query per row."""
-        if instance.business_unit_id is None:
-            raise ValidationError({"business_unit": "This field is required."})
-        before = getattr(instance, "_placement", None)
-        if before == (instance.owner_id, instance.business_unit_id):
-            return
-        acc = access(self.user)
-        if before is not None and not acc.is_admin():
-            owner_id, unit_id = before
-            may_assign = unit_id in acc.unit_ids("assign") or (
-                owner_id == self.user.pk and "assign" in acc.owner_actions())
-            if not may_assign:
-                raise ValidationError({"owner": "You may not change the owner or unit of this record (Assign)."})
-        if not acc.may_place(instance.owner, instance.business_unit):
-            raise ValidationError(
-                {"owner": f"You may not place records owned by {instance.owner.username} in {instance.business_unit}."}
-            )
+        owner or unit is an Assign (crm.access: the forms' and the admin's check too)."""
+        error = access(self.user).placement_error(instance, getattr(instance, "_placement", None))
+        if error is not None:
+            raise error
 
     # -- writes: in batches, with their history ---------------------------------------------
     def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
@@ -285,3 +272,44 @@ class OwnedResource(CRMResource):
     @classmethod
     def export_queryset(cls, queryset):
         return queryset.select_related("owner", "business_unit")
+
+
+class RoleResource(CRMResource):
+    """Roles export (ID, Name, Description, Administers); roles are edited on their page."""
+
+    name = fields.Field(attribute="name", column_name="Name", widget=widgets.CharWidget())
+    description = fields.Field(attribute="description", column_name="Description", widget=widgets.CharWidget())
+    administers = fields.Field(attribute="administers", column_name="Administers", widget=widgets.BooleanWidget())
+
+    class Meta(CRMResource.Meta):
+        model = Role
+        fields = ("id", "name", "description", "administers")
+        export_order = fields
+
+
+class UserResource(CRMResource):
+    """Users export: their units and roles by name, separated by ';'."""
+
+    username = fields.Field(attribute="username", column_name="Username", widget=widgets.CharWidget())
+    first_name = fields.Field(attribute="first_name", column_name="First Name", widget=widgets.CharWidget())
+    last_name = fields.Field(attribute="last_name", column_name="Last Name", widget=widgets.CharWidget())
+    email = fields.Field(attribute="email", column_name="Email", widget=widgets.CharWidget())
+    primary_unit = fields.Field(attribute="primary_unit", column_name="Primary Unit",
+                                widget=NameWidget(BusinessUnit, label="business unit"))
+    business_units = fields.Field(attribute="business_units", column_name="Business Units",
+                                  widget=widgets.ManyToManyWidget(BusinessUnit, separator=";", field="name"))
+    roles = fields.Field(attribute="roles", column_name="Roles",
+                         widget=widgets.ManyToManyWidget(Role, separator=";", field="name"))
+    is_active = fields.Field(attribute="is_active", column_name="Active", widget=widgets.BooleanWidget())
+
+    required_columns = ("Username",)
+
+    class Meta(CRMResource.Meta):
+        model = get_user_model()
+        fields = ("id", "username", "first_name", "last_name", "email", "primary_unit", "business_units", "roles",
+                  "is_active")
+        export_order = fields
+
+    @classmethod
+    def export_queryset(cls, queryset):
+        return queryset.select_related("primary_unit").prefetch_related("business_units", "roles")

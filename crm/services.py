@@ -4,7 +4,6 @@ import io
 from dataclasses import dataclass, field
 
 import tablib
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
@@ -13,74 +12,157 @@ from django.db.models import ProtectedError
 from django.template.defaultfilters import filesizeformat
 from guardian.shortcuts import assign_perm, remove_perm
 from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
+from import_export.tmp_storages import MediaStorage
 from simple_history.utils import bulk_update_with_history
 
-from .access import ADMINISTRATOR, MANAGER, ROLE_RULES, ROLES, SALES_REP, SHARE_LEVELS, access, is_owned, restrict
-from .models import ACTIONS, BusinessUnit, BusinessUnitUserObjectPermission
+from .access import PRESET_NAMES, SHARE_LEVELS, access, entity_key, governed_models, grant_codename, restrict
+from .models import ACTION_LABELS, ACTIONS, BusinessUnit, BusinessUnitUserObjectPermission, Level, Role, RolePermission
 
 CRM_APPS = ("crm", "channels", "accounts", "customers", "contacts", "activities")
 
 
 # -- roles and unit grants ---------------------------------------------------------------------
 
-def sync_role_permissions():
-    """Administrators hold every model permission of the CRM (they see everything);
-    Managers and Sales Representatives may add owned records, the rest comes from units."""
-    groups = {name: Group.objects.get_or_create(name=name)[0] for name in ROLES}
-    labels = [label for label in CRM_APPS if label in {a.label for a in apps.get_app_configs()}]
-    admin_perms = Permission.objects.filter(content_type__app_label__in=labels + ["auth"])
-    groups[ADMINISTRATOR].permissions.set(admin_perms)
-    add_codenames = [
-        f"add_{model._meta.model_name}"
-        for label in labels
-        for model in apps.get_app_config(label).get_models()
-        if is_owned(model) or getattr(model, "addable_by_roles", False)
-    ]
-    add_perms = Permission.objects.filter(content_type__app_label__in=labels, codename__in=add_codenames)
-    for role in (MANAGER, SALES_REP):
-        groups[role].permissions.set(add_perms)
+def grant_permissions():
+    """{(model, action): Permission} of the unit grants, created for entities new since the last run."""
+    from django.contrib.contenttypes.models import ContentType
+
+    unit_type = ContentType.objects.get_for_model(BusinessUnit)
+    wanted = {grant_codename(model, action): (model, action) for model in governed_models() for action in ACTIONS}
+    have = {p.codename: p for p in Permission.objects.filter(content_type=unit_type, codename__in=list(wanted))}
+    missing = [Permission(content_type=unit_type, codename=codename,
+                          name=f"Can {ACTION_LABELS[action].lower()} {model._meta.verbose_name_plural} of the unit"[:255])
+               for codename, (model, action) in wanted.items() if codename not in have]
+    if missing:
+        Permission.objects.bulk_create(missing, ignore_conflicts=True)
+        have = {p.codename: p for p in Permission.objects.filter(content_type=unit_type, codename__in=list(wanted))}
+    return {wanted[codename]: perm for codename, perm in have.items()}
+
+
+def sync_roles():
+    """The seeded roles exist and have a cell for every entity (new entities get the
+    entity's defaults; cells an administrator set are kept). Runs after every migrate."""
+    from .views import ENTITIES
+
+    with transaction.atomic():
+        changed = []
+        for preset, name in PRESET_NAMES.items():
+            role = Role.objects.filter(preset=preset).first() or Role.objects.filter(name=name).first()
+            if role is None:
+                role = Role.objects.create(name=name, preset=preset, administers=preset == Role.Preset.ADMINISTRATOR)
+            elif role.preset != preset:
+                role.preset = preset
+                role.save(update_fields=["preset"])
+            have = {(p.entity, p.action) for p in role.permissions.all()}
+            cells = [RolePermission(role=role, entity=entity_key(e.model), action=action, level=level)
+                     for e in ENTITIES if e.in_role_matrix
+                     for action, level in e.default_levels(preset).items()
+                     if (entity_key(e.model), action) not in have]
+            if cells:
+                RolePermission.objects.bulk_create(cells)
+                changed.append(role)
+        grant_permissions()
+        for role in changed:
+            sync_role_holders(role)
+
+
+def sync_role_holders(role):
+    for user in role.users.all():
+        sync_user_access(user)
+
+
+def save_role(role, levels, user=None):
+    """Save a role and its matrix ({(entity label, action): level}) and recompute the grants
+    of its holders, in one transaction."""
+    with transaction.atomic():
+        role.save()
+        have = {(p.entity, p.action): p for p in role.permissions.all()}
+        new, changed = [], []
+        for (entity, action), level in levels.items():
+            cell = have.get((entity, action))
+            if cell is None:
+                new.append(RolePermission(role=role, entity=entity, action=action, level=level))
+            elif cell.level != level:
+                cell.level = level
+                changed.append(cell)
+        RolePermission.objects.bulk_create(new)
+        RolePermission.objects.bulk_update(changed, ["level"])
+        sync_role_holders(role)
+    return role
+
+
+def save_user(form, by):
+    """Create or edit a user from the Users page: his account, units and roles, and his unit
+    grants recomputed once at the end (one transaction)."""
+    with transaction.atomic():
+        user = form.save(commit=False)
+        if form.cleaned_data.get("password1"):
+            user.set_password(form.cleaned_data["password1"])
+        user._syncing_access = True
+        try:
+            user.save()
+            form.save_m2m()
+        finally:
+            user._syncing_access = False
+        sync_user_access(user)
+    return user
+
+
+def deactivate_users(users, by):
+    """Deactivated users can no longer log in; their records stay theirs."""
+    with transaction.atomic():
+        return users.filter(is_active=True).update(is_active=False)
 
 
 def set_roles(user, role_names):
     """Give `user` exactly the roles named (and recompute his grants)."""
-    groups = Group.objects.filter(name__in=ROLES)
-    user.groups.remove(*groups.exclude(name__in=role_names))
-    user.groups.add(*groups.filter(name__in=role_names))
-    sync_user_access(user)
+    with transaction.atomic():
+        user._syncing_access = True
+        try:
+            user.roles.set(Role.objects.filter(name__in=role_names))
+        finally:
+            user._syncing_access = False
+        sync_user_access(user)
 
 
 def sync_user_access(user):
-    """Recompute a user's unit-group memberships and unit grants from his role and units."""
+    """Recompute a user's unit-group memberships and unit grants from his roles and units:
+    a guardian permission on each unit his business-unit and division levels reach, none
+    for user and organization levels."""
+    from .access import Access
+
     user._syncing_access = True
     try:
         with transaction.atomic():
             if user.primary_unit_id and not user.business_units.filter(pk=user.primary_unit_id).exists():
                 user.business_units.add(user.primary_unit_id)
-            units = list(user.business_units.all())
+            units = set(user.business_units.values_list("pk", flat=True))
             unit_groups = Group.objects.filter(business_unit__isnull=False)
             user.groups.remove(*unit_groups.exclude(business_unit__in=units))
-            user.groups.add(*[u.group_id for u in units])
+            user.groups.add(*Group.objects.filter(business_unit__in=units))
 
-            roles = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+            levels = Access(user)  # fresh: not the request's cached answers
+            perms = grant_permissions()
+            tree = None
             wanted = set()
-            tree = BusinessUnit.descendants_map() if any(ROLE_RULES.get(r, {}).get("deep") for r in roles) else {}
-            for role in roles & set(ROLE_RULES):
-                rule = ROLE_RULES[role]
-                covered = set()
-                for unit in units:
-                    covered |= tree.get(unit.pk, {unit.pk}) if rule["deep"] else {unit.pk}
-                wanted |= {(f"{action}_records", unit_id) for action in rule["unit"] for unit_id in covered}
+            for (model, action), perm in perms.items():
+                level = levels.level(model, action)
+                if level == Level.BUSINESS_UNIT:
+                    covered = units
+                elif level == Level.DIVISION:
+                    tree = tree if tree is not None else BusinessUnit.descendants_map()
+                    covered = set().union(*(tree.get(pk, {pk}) for pk in units)) if units else set()
+                else:
+                    continue
+                wanted |= {(perm.pk, unit_id) for unit_id in covered}
 
-            grants = BusinessUnitUserObjectPermission.objects.filter(user=user, permission__codename__endswith="_records")
-            have = set(grants.values_list("permission__codename", "content_object_id"))
-            stale = have - wanted
-            for codename, unit_id in stale:
-                grants.filter(permission__codename=codename, content_object_id=unit_id).delete()
-            perms = {p.codename: p for p in Permission.objects.filter(
-                content_type__app_label="crm", codename__in=[f"{a}_records" for a in ACTIONS])}
+            grants = BusinessUnitUserObjectPermission.objects.filter(user=user)
+            have = set(grants.values_list("permission_id", "content_object_id"))
+            for perm_id, unit_id in have - wanted:
+                grants.filter(permission_id=perm_id, content_object_id=unit_id).delete()
             BusinessUnitUserObjectPermission.objects.bulk_create([
-                BusinessUnitUserObjectPermission(user=user, permission=perms[codename], content_object_id=unit_id)
-                for codename, unit_id in wanted - have
+                BusinessUnitUserObjectPermission(user=user, permission_id=perm_id, content_object_id=unit_id)
+                for perm_id, unit_id in wanted - have
             ])
     finally:
         user._syncing_access = False
@@ -100,9 +182,11 @@ def save_form(form, user):
     return obj
 
 
-def delete_records(queryset, user):
-    """Delete what the user may delete of `queryset`. Returns (deleted, refused message)."""
-    allowed = restrict(queryset, user, "delete")
+def delete_records(queryset, user, entity=None):
+    """Delete `queryset`, all of which the user must be allowed to delete. Returns (deleted,
+    refused message)."""
+    allowed = entity.restricted(user, "delete") if entity else restrict(queryset.model._default_manager.all(), user, "delete")
+    allowed = allowed.filter(pk__in=queryset.values("pk"))
     if allowed.count() != queryset.count():
         raise PermissionDenied("You may not delete some of the selected records.")
     try:
@@ -122,7 +206,7 @@ def assign_records(queryset, owner, unit, user):
     """Reassign records to a new owner and unit (mass Assign)."""
     if restrict(queryset, user, "assign").count() != queryset.count():
         raise PermissionDenied("You may not assign some of the selected records.")
-    if not access(user).may_place(owner, unit):
+    if not access(user).may_place(queryset.model, owner, unit, "assign"):
         raise PermissionDenied(f"You may not give records to {owner} in {unit}.")
     with transaction.atomic():
         objs = list(queryset.select_for_update())
@@ -170,6 +254,42 @@ def shares_of(obj):
 
 
 # -- CSV import ---------------------------------------------------------------------------------
+
+class UploadStore(MediaStorage):
+    """import-export's temporary storage on Django's default storage (shared by every web
+    server and worker), in the `imports/` folder; also the admin import's (settings)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("MEDIA_FOLDER", "imports")
+        super().__init__(**kwargs)
+
+    def exists(self):
+        return bool(self.name) and self._storage.exists(self.get_full_path())
+
+
+def upload_store(name=None):
+    return UploadStore(name=name)
+
+
+def forget_abandoned_uploads(max_age=24 * 3600):
+    """Validated files nobody confirmed within a day are deleted (at the next upload)."""
+    from django.utils import timezone
+
+    store = UploadStore()
+    storage, folder = store._storage, store.MEDIA_FOLDER
+    try:
+        names = storage.listdir(folder)[1]
+    except FileNotFoundError:
+        return
+    now = timezone.now()
+    for name in names:
+        path = f"{folder}/{name}"
+        try:
+            if (now - storage.get_modified_time(path)).total_seconds() > max_age:
+                storage.delete(path)
+        except FileNotFoundError:
+            pass  # another request removed it first
+
 
 class CSVFileError(Exception):
     """The file as a whole cannot be read; nothing was written."""

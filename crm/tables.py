@@ -1,5 +1,7 @@
 import django_tables2 as tables
 
+from .models import Role, User
+
 
 class CRMTable(tables.Table):
     """Grid base: a selection column for mass actions, a linked name and row actions."""
@@ -23,3 +25,33 @@ class OwnedTable(CRMTable):
                                   order_by=("business_unit__name",))
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i")
 
+
+
+class RoleTable(CRMTable):
+    name = tables.Column(linkify=True)
+    administers = tables.BooleanColumn(verbose_name="Administers")
+    holders = tables.Column(verbose_name="Users", accessor="holder_count", orderable=True)
+
+    class Meta(CRMTable.Meta):
+        model = Role
+        fields = ("select", "name", "description", "administers", "holders", "actions")
+        order_by = ("name",)
+
+
+class UserTable(CRMTable):
+    username = tables.Column(linkify=True)
+    full_name = tables.Column(verbose_name="Name", accessor="last_name", order_by=("last_name", "first_name"))
+    primary_unit = tables.Column(verbose_name="Primary unit", accessor="primary_unit__name",
+                                 order_by=("primary_unit__name",))
+    roles = tables.ManyToManyColumn(verbose_name="Roles", orderable=False)
+    is_active = tables.BooleanColumn(verbose_name="Active")
+    last_login = tables.DateTimeColumn(verbose_name="Last login", format="Y-m-d H:i")
+
+    class Meta(CRMTable.Meta):
+        model = User
+        fields = ("select", "username", "full_name", "email", "primary_unit", "roles", "is_active", "last_login",
+                  "actions")
+        order_by = ("username",)
+
+    def render_full_name(self, record):
+        return record.get_full_name() or "—"

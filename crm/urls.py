@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .views import HomeView, SearchView
+from .views import DeactivateUsersView, HomeView, RoleEntity, SearchView, UserEntity
+
+role_urls = RoleEntity.urls()
+user_patterns, user_namespace = UserEntity.urls()
+user_urls = (user_patterns + [path("deactivate/", DeactivateUsersView.as_view(), name="deactivate")], user_namespace)
 
 admin.site.site_header = "CRM administration"
 admin.site.site_title = "CRM admin"
@@ -19,4 +23,6 @@ urlpatterns = [
     path("activities/", include("activities.urls")),
     path("contacts/groups/", include("contacts.group_urls")),
     path("contacts/", include("contacts.urls")),
+    path("roles/", include(role_urls)),
+    path("users/", include(user_urls)),
 ]

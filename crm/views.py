@@ -5,13 +5,12 @@ includes `Entity.urls()`; every path below goes through `restrict()` from crm.ac
 """
 import csv
 import uuid
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.functional import classproperty
@@ -21,15 +20,26 @@ from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
 from . import services
-from .access import access, get_or_404, is_owned, restrict
-from .forms import AssignForm, ImportForm, ShareForm
+from .access import access, default_levels, is_owned, restrict
+from .filters import RoleFilter, UserFilter
+from .forms import AssignForm, ImportForm, RoleForm, ShareForm, UserForm, restrict_form_fields, restricts_choices
+from .models import Role, User
+from .resources import RoleResource, UserResource
+from .tables import RoleTable, UserTable
 
-ENTITIES = []  # every declared Entity, for the navigation and global search
+ENTITIES = []  # every declared Entity, for the navigation, the role matrix and global search
 PAGE_SIZES = (25, 50, 100, 250)
+MAX_ID = 2**63 - 1
+
+
+def parse_ids(values):
+    """Record ids from request values: plain ASCII digits within the id range; the rest is ignored."""
+    return sorted({int(v) for v in values if v.isascii() and v.isdigit() and int(v) <= MAX_ID})
 
 
 class Entity:
-    """One entity's pieces. Subclass it in the app's views.py and include `urls()`."""
+    """One entity's pieces and options. Subclass it in the app's views.py and include `urls()`.
+    Every option is declared here with its default; crm.checks verifies the pieces."""
 
     model = None
     form_class = None
@@ -43,6 +53,12 @@ class Entity:
     icon = "bi-card-list"
     search_fields = ("name",)        # global search and the grid's quick search
     extra_mass_actions = ()          # (url name, label, icon) posted the selected pks
+    in_navigation = True             # listed in the top bar and on the home page
+    searchable = True                # listed by the global search
+    in_role_matrix = True            # roles set its access levels (else: see `administration`)
+    administration = False           # managed by administrators only (users, roles)
+    importable = True                # has the import pages
+    protected_message = None         # why a record others still reference cannot be deleted
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -62,14 +78,45 @@ class Entity:
         return cls.model._meta.verbose_name_plural
 
     @classmethod
+    def default_levels(cls, preset):
+        """{action: level} the seeded role `preset` gets on this entity when it first appears."""
+        return default_levels(cls.owned, preset)
+
+    @classmethod
     def queryset(cls):
         queryset = cls.model._default_manager.all()
         return queryset.select_related(*cls.list_select_related) if cls.list_select_related else queryset
 
     @classmethod
-    def can_add(cls, user):
-        opts = cls.model._meta
-        return user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+    def restricted(cls, user, action="view"):
+        """The records the user may <action>: the only way views reach records."""
+        if cls.administration:
+            if not access(user).administers:
+                raise PermissionDenied("Only administrators manage these.")
+            return cls.queryset()
+        return restrict(cls.queryset(), user, action)
+
+    @classmethod
+    def can(cls, user, action, obj):
+        return access(user).administers if cls.administration else access(user).can(action, obj)
+
+    @classmethod
+    def can_create(cls, user):
+        return access(user).administers if cls.administration else access(user).may(cls.model, "create")
+
+    @classmethod
+    def can_import(cls, user):
+        """Import creates or updates: either right opens the import page (rows are checked one by one)."""
+        return cls.importable and (cls.can_create(user) or access(user).may(cls.model, "change"))
+
+    @classmethod
+    def search(cls, queryset, q):
+        """Records of `queryset` matching the quick search `q`."""
+        from .filters import CRMFilterSet
+
+        finder = CRMFilterSet(queryset=queryset)
+        finder.search_fields = cls.search_fields
+        return finder.quick_search(queryset, "q", q)
 
     @classmethod
     def detail_context(cls, request, obj):
@@ -95,10 +142,13 @@ class Entity:
             path("<int:pk>/delete/", DeleteView.as_view(**kw), name="delete"),
             path("delete/", DeleteView.as_view(**kw), name="mass_delete"),
             path("export/", ExportView.as_view(**kw), name="export"),
-            path("import/", ImportView.as_view(**kw), name="import"),
-            path("import/template.csv", ImportTemplateView.as_view(**kw), name="import_template"),
             path("autocomplete/", AutocompleteView.as_view(**kw), name="autocomplete"),
         ]
+        if cls.importable:
+            patterns += [
+                path("import/", ImportView.as_view(**kw), name="import"),
+                path("import/template.csv", ImportTemplateView.as_view(**kw), name="import_template"),
+            ]
         if cls.owned:
             patterns += [
                 path("assign/", AssignView.as_view(**kw), name="assign"),
@@ -108,26 +158,52 @@ class Entity:
 
 
 class EntityMixin(LoginRequiredMixin):
+    """Restrict once: a view declares the action it needs (`action`, or `get_action()`);
+    `dispatch` computes the restricted queryset (`self.queryset`: what the user may view)
+    and, for a URL with a pk, the record (`self.object`: 404 if he may not view it, 403 if
+    he may view but not <action> it) before any handler runs."""
+
     entity = None
+    action = "view"
+    object = None
+
+    def get_action(self):
+        return self.action
+
+    def check_permission(self):
+        """Hook for rights that are not about one record (e.g. creating): raise
+        PermissionDenied or Http404, or return a response (e.g. a redirect) to answer with."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        self.queryset = self.entity.restricted(request.user, "view")
+        if "pk" in kwargs:
+            self.object = self.queryset.filter(pk=kwargs["pk"]).first()
+            if self.object is None:
+                raise Http404("No such record.")
+            action = self.get_action()
+            if action != "view" and not self.entity.can(request.user, action, self.object):
+                raise PermissionDenied(f"You may not {action} this record.")
+        refused = self.check_permission()
+        if refused is not None:
+            return refused
+        return super().dispatch(request, *args, **kwargs)
 
     def records(self, action="view"):
-        return restrict(self.entity.queryset(), self.request.user, action)
-
-    def get_object(self, action="view"):
-        return get_or_404(self.entity.queryset(), self.request.user, action, pk=self.kwargs["pk"])
+        return self.queryset if action == "view" else self.entity.restricted(self.request.user, action)
 
     def url(self, name, *args):
         return reverse(f"{self.entity.namespace}:{name}", args=args)
 
     def selected(self, action):
-        """The records picked in the grid (pk=... repeated), restricted to <action>."""
-        pks = [int(pk) for pk in self.request.POST.getlist("pk") + self.request.GET.getlist("pk") if pk.isdigit()]
-        self.selected_pks = sorted(set(pks))
+        """The records picked in the grid (pk=... repeated): all of them <action>-able, else
+        404 when one is not even visible, 403 when one is visible but not <action>-able."""
+        pks = parse_ids(self.request.POST.getlist("pk") + self.request.GET.getlist("pk"))
+        self.selected_pks = pks
         queryset = self.entity.model._default_manager.filter(pk__in=pks)
-        if restrict(queryset, self.request.user, action).count() != len(set(pks)):
-            if restrict(queryset, self.request.user, "view").count() != len(set(pks)):
-                from django.http import Http404
-
+        if self.records(action).filter(pk__in=pks).count() != len(pks):
+            if self.queryset.filter(pk__in=pks).count() != len(pks):
                 raise Http404("No such record.")
             raise PermissionDenied(f"You may not {action} some of the selected records.")
         return queryset
@@ -135,7 +211,8 @@ class EntityMixin(LoginRequiredMixin):
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs) if hasattr(super(), "get_context_data") else kwargs
         ctx.update(entity=self.entity, ns=self.entity.namespace, selected_pks=getattr(self, "selected_pks", []),
-                   can_add=self.entity.can_add(self.request.user))
+                   can_add=self.entity.can_create(self.request.user),
+                   can_import=self.entity.can_import(self.request.user))
         return ctx
 
 
@@ -143,7 +220,7 @@ class GridView(EntityMixin, SingleTableMixin, FilterView):
     template_name = "crm/list.html"
 
     def get_queryset(self):
-        return self.records("view")
+        return self.queryset
 
     def get_filterset_class(self):
         return self.entity.filterset_class
@@ -153,7 +230,8 @@ class GridView(EntityMixin, SingleTableMixin, FilterView):
 
     def get_table_pagination(self, table):
         size = self.request.GET.get("per_page", "")
-        return {"per_page": int(size) if size.isdigit() and int(size) in PAGE_SIZES else PAGE_SIZES[0]}
+        return {"per_page": int(size) if size.isascii() and size.isdigit() and int(size) in PAGE_SIZES
+                else PAGE_SIZES[0]}
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
@@ -169,17 +247,16 @@ class RecordView(EntityMixin, TemplateView):
         return [self.entity.detail_template]
 
     def get_context_data(self, **kwargs):
-        obj = self.get_object("view")
-        acc = access(self.request.user)
+        obj, user, entity = self.object, self.request.user, self.entity
         ctx = super().get_context_data(object=obj, **kwargs)
         ctx.update(
-            can_change=acc.can("change", obj),
-            can_delete=acc.can("delete", obj),
-            can_assign=self.entity.owned and acc.can("assign", obj),
-            can_share=self.entity.owned and acc.can("share", obj),
-            history=history_of(obj, user=self.request.user),
+            can_change=entity.can(user, "change", obj),
+            can_delete=entity.can(user, "delete", obj),
+            can_assign=entity.owned and entity.can(user, "assign", obj),
+            can_share=entity.owned and entity.can(user, "share", obj),
+            history=history_of(obj, user=user),
         )
-        ctx.update(self.entity.detail_context(self.request, obj))
+        ctx.update(entity.detail_context(self.request, obj))
         return ctx
 
 
@@ -212,7 +289,7 @@ def history_of(obj, limit=50, user=None):
     names = {}
     for model, pks in ids.items():  # one query per related model
         related = model._default_manager.filter(pk__in=pks)
-        if user is not None:
+        if user is not None and restricts_choices(model):  # records, not users or units
             related = restrict(related, user, "view")
         names[model] = {o.pk: str(o) for o in related}
     for change_row, model in refs:
@@ -221,19 +298,19 @@ def history_of(obj, limit=50, user=None):
 
 
 class RecordFormView(EntityMixin, TemplateView):
+    def get_action(self):
+        return "change" if "pk" in self.kwargs else "create"
+
+    def check_permission(self):
+        if self.object is None and not self.entity.can_create(self.request.user):
+            raise PermissionDenied("You may not create this kind of record.")
+
     def get_template_names(self):
         return [self.entity.form_template]
 
-    def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return self.handle_no_permission()
-        self.object = self.get_object("change") if "pk" in kwargs else None
-        if self.object is None and not self.entity.can_add(request.user):
-            raise PermissionDenied("You may not create this kind of record.")
-        return super().dispatch(request, *args, **kwargs)
-
     def form(self, data=None):
-        return self.entity.form_class(data, instance=self.object, **self.entity.form_kwargs(self.request))
+        form = self.entity.form_class(data, instance=self.object, **self.entity.form_kwargs(self.request))
+        return restrict_form_fields(form, self.request.user)
 
     def get(self, request, *args, **kwargs):
         return self.render_to_response(self.get_context_data(form=self.form(), object=self.object))
@@ -243,17 +320,18 @@ class RecordFormView(EntityMixin, TemplateView):
         if form.is_valid():
             obj = self.entity.save(form, request.user)
             messages.success(request, f"{self.entity.verbose_name.capitalize()} “{obj}” saved.")
-            return redirect(self.url("detail", obj.pk))
+            return redirect(obj)
         messages.error(request, "Please correct the errors below.")
         return self.render_to_response(self.get_context_data(form=form, object=self.object), status=400)
 
 
 class DeleteView(EntityMixin, TemplateView):
     template_name = "crm/confirm_delete.html"
+    action = "delete"
 
     def targets(self):
-        if "pk" in self.kwargs:
-            return self.entity.model._default_manager.filter(pk=self.get_object("delete").pk)
+        if self.object is not None:
+            return self.entity.model._default_manager.filter(pk=self.object.pk)
         if not self.request.POST.getlist("pk") and not self.request.GET.getlist("pk"):
             raise PermissionDenied("Select the records to delete first.")
         return self.selected("delete")
@@ -266,45 +344,47 @@ class DeleteView(EntityMixin, TemplateView):
         targets = self.targets()
         if "confirm" not in request.POST:
             return self.render_to_response(self.get_context_data(targets=targets[:20], count=targets.count()))
-        count, refusal = services.delete_records(targets, request.user)
+        count, refusal = services.delete_records(targets, request.user, self.entity)
         if refusal:
-            messages.error(request, getattr(self.entity, "protected_message", refusal))
-            back = self.url("detail", self.kwargs["pk"]) if "pk" in self.kwargs else self.url("list")
-            return redirect(back)
-        messages.success(request, f"Deleted {count} {self.entity.verbose_name if count == 1 else self.entity.verbose_name_plural}.")
+            messages.error(request, self.entity.protected_message or refusal)
+            return redirect(self.object if self.object is not None else self.url("list"))
+        noun = self.entity.verbose_name if count == 1 else self.entity.verbose_name_plural
+        messages.success(request, f"Deleted {count} {noun}.")
         return redirect(self.url("list"))
 
 
 class AssignView(EntityMixin, TemplateView):
     template_name = "crm/assign.html"
+    action = "assign"
 
-    def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated:
-            self.targets = self.selected("assign")
-        return super().dispatch(request, *args, **kwargs)
+    def check_permission(self):
+        self.targets = self.selected("assign")
+
+    def assign_form(self, data=None):
+        return AssignForm(data, user=self.request.user, model=self.entity.model)
+
+    def render_page(self, form):
+        return self.render_to_response(self.get_context_data(form=form, targets=self.targets[:20],
+                                                             count=self.targets.count()))
 
     def get(self, request, *args, **kwargs):
-        form = AssignForm(user=request.user)
-        return self.render_to_response(self.get_context_data(form=form, targets=self.targets[:20], count=self.targets.count()))
+        return self.render_page(self.assign_form())
 
     def post(self, request, *args, **kwargs):
-        form = AssignForm(request.POST if "owner" in request.POST else None, user=request.user)
+        form = self.assign_form(request.POST if "owner" in request.POST else None)
         if form.is_bound and form.is_valid():
-            n = services.assign_records(self.targets, form.cleaned_data["owner"], form.cleaned_data["business_unit"], request.user)
+            n = services.assign_records(self.targets, form.cleaned_data["owner"], form.cleaned_data["business_unit"],
+                                        request.user)
             messages.success(request, f"Assigned {n} record{'s' if n != 1 else ''} to {form.cleaned_data['owner']}.")
-            if self.targets.count() == 1:
-                return redirect(self.url("detail", self.targets.get().pk))
+            if len(self.selected_pks) == 1:
+                return redirect(self.targets.get())
             return redirect(self.url("list"))
-        return self.render_to_response(self.get_context_data(form=form, targets=self.targets[:20], count=self.targets.count()))
+        return self.render_page(form)
 
 
 class ShareView(EntityMixin, TemplateView):
     template_name = "crm/share.html"
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated:
-            self.object = self.get_object("share")
-        return super().dispatch(request, *args, **kwargs)
+    action = "share"
 
     def get(self, request, *args, **kwargs):
         return self.render_page(ShareForm())
@@ -319,10 +399,11 @@ class ShareView(EntityMixin, TemplateView):
         from .models import BusinessUnit
 
         if "unshare_user" in request.POST or "unshare_unit" in request.POST:
-            if request.POST.get("unshare_user"):
-                target = get_user_model().objects.filter(pk=request.POST["unshare_user"]).first()
+            if "unshare_user" in request.POST:
+                ids, model = parse_ids(request.POST.getlist("unshare_user")), get_user_model()
             else:
-                target = BusinessUnit.objects.filter(pk=request.POST.get("unshare_unit")).first()
+                ids, model = parse_ids(request.POST.getlist("unshare_unit")), BusinessUnit
+            target = model._default_manager.filter(pk__in=ids[:1]).first()
             if target is not None:
                 services.unshare_record(self.object, request.user, target)
                 messages.success(request, f"No longer shared with {target}.")
@@ -345,20 +426,13 @@ class AutocompleteView(EntityMixin, View):
         from django.utils.html import format_html, format_html_join
         from django.utils.safestring import mark_safe
 
-        from .filters import CRMFilterSet
-
-        records = self.records("view")
-        chosen_ids = [v for v in request.GET.getlist(request.GET.get("field", "")) if v.isdigit()]
+        records = self.queryset
+        chosen_ids = parse_ids(request.GET.getlist(request.GET.get("field", "")))
         chosen = list(records.filter(pk__in=chosen_ids)) if chosen_ids else []
         q = request.GET.get("q", "").strip()
         found = []
         if q:
-            if hasattr(self.entity, "search"):
-                matches = self.entity.search(records, q)
-            else:
-                finder = CRMFilterSet(queryset=records)
-                finder.search_fields = self.entity.search_fields
-                matches = finder.quick_search(records, "q", q)
+            matches = self.entity.search(records, q)
             found = list(matches.exclude(pk__in=[o.pk for o in chosen]).order_by("pk")[: self.limit])
         options = mark_safe("" if request.GET.get("multiple") == "1" else '<option value="">---------</option>')
         options += format_html_join("", '<option value="{}" selected>{}</option>', ((o.pk, o) for o in chosen))
@@ -372,7 +446,7 @@ class ExportView(EntityMixin, View):
     """The grid's filtered, sorted set as CSV, streamed row by row."""
 
     def get(self, request, *args, **kwargs):
-        filterset = self.entity.filterset_class(request.GET, queryset=self.records("view"), request=request)
+        filterset = self.entity.filterset_class(request.GET, queryset=self.queryset, request=request)
         queryset = filterset.qs if filterset.is_valid() else filterset.queryset.none()
         table = self.entity.table_class(queryset)
         RequestConfig(request, paginate=False).configure(table)
@@ -399,7 +473,13 @@ class ExportView(EntityMixin, View):
         return response
 
 
-class ImportTemplateView(EntityMixin, View):
+class ImportMixin(EntityMixin):
+    def check_permission(self):
+        if not self.entity.can_import(self.request.user):
+            raise PermissionDenied("You may not import this kind of record.")
+
+
+class ImportTemplateView(ImportMixin, View):
     def get(self, request, *args, **kwargs):
         resource = self.entity.resource_class(user=request.user)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -409,31 +489,13 @@ class ImportTemplateView(EntityMixin, View):
         return response
 
 
-class ImportView(EntityMixin, TemplateView):
-    """Upload -> validation preview (nothing written) -> confirm (all rows or none)."""
+class ImportView(ImportMixin, TemplateView):
+    """Upload -> validation preview (nothing written) -> confirm (all rows or none).
+
+    The validated file waits in import-export's temporary storage (Django's storage API,
+    so web servers on several machines share it) under a token kept in the session."""
 
     template_name = "crm/import.html"
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated and not self.entity.can_add(request.user):
-            raise PermissionDenied("You may not import this kind of record.")
-        return super().dispatch(request, *args, **kwargs)
-
-    def upload_dir(self):
-        folder = Path(settings.MEDIA_ROOT) / "imports"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def forget_abandoned(self, max_age=24 * 3600):
-        """Validated files nobody confirmed within a day are deleted at the next upload."""
-        import time
-
-        for path in self.upload_dir().glob("*.csv"):
-            try:
-                if time.time() - path.stat().st_mtime > max_age:
-                    path.unlink()
-            except FileNotFoundError:
-                pass  # another request removed it first
 
     def get(self, request, *args, **kwargs):
         return self.render_to_response(self.get_context_data(form=ImportForm()))
@@ -442,14 +504,14 @@ class ImportView(EntityMixin, TemplateView):
         token = request.POST.get("token", "")
         pending = request.session.get("crm_imports", {})
         if token:
-            name = pending.get(token)
-            if name is None or not (self.upload_dir() / name).exists():
+            entry = pending.get(token)
+            stored = services.upload_store(entry["name"]) if isinstance(entry, dict) else None
+            if stored is None or entry.get("entity") != self.entity.namespace or not stored.exists():
                 messages.error(request, "This import has expired; upload the file again.")
                 return redirect(self.url("import"))
-            data = (self.upload_dir() / name).read_bytes()
-            report = services.import_csv(self.entity.resource_class, data, request.user, dry_run=False)
+            report = services.import_csv(self.entity.resource_class, stored.read(), request.user, dry_run=False)
             if report.written:
-                (self.upload_dir() / name).unlink(missing_ok=True)
+                stored.remove()
                 pending.pop(token, None)
                 request.session["crm_imports"] = pending
                 messages.success(request, f"Imported: {report.new} created, {report.update} updated, {report.skip} unchanged.")
@@ -464,13 +526,14 @@ class ImportView(EntityMixin, TemplateView):
             form.add_error("file", services.too_large_message(upload.size) + " Split it into smaller files.")
             return self.render_to_response(self.get_context_data(form=form), status=400)
         data = upload.read()
-        self.forget_abandoned()
+        services.forget_abandoned_uploads()
         report = services.import_csv(self.entity.resource_class, data, request.user, dry_run=True)
         ctx = {"form": ImportForm(), "report": report, "filename": upload.name}
         if report.ok:
+            stored = services.upload_store()
+            stored.save(data)
             token = uuid.uuid4().hex
-            (self.upload_dir() / f"{token}.csv").write_bytes(data)
-            pending[token] = f"{token}.csv"
+            pending[token] = {"name": stored.name, "entity": self.entity.namespace}
             request.session["crm_imports"] = pending
             ctx["token"] = token
         return self.render_to_response(self.get_context_data(**ctx), status=200 if report.ok else 400)
@@ -485,8 +548,8 @@ class HomeView(LoginRequiredMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         cards = []
         for entity in ENTITIES:
-            if getattr(entity, "in_navigation", True):
-                cards.append({"entity": entity, "count": restrict(entity.model._default_manager.all(), self.request.user).count()})
+            if entity.in_navigation and not entity.administration:
+                cards.append({"entity": entity, "count": entity.restricted(self.request.user).count()})
         ctx["cards"] = cards
         return ctx
 
@@ -498,21 +561,109 @@ class SearchView(LoginRequiredMixin, TemplateView):
     per_type = 20
 
     def get_context_data(self, **kwargs):
-        from .filters import CRMFilterSet
-
         ctx = super().get_context_data(**kwargs)
         q = self.request.GET.get("q", "").strip()
         groups = []
         if q:
             for entity in ENTITIES:
-                if not getattr(entity, "searchable", True):
+                if not entity.searchable or entity.administration:
                     continue
-                qs = restrict(entity.queryset(), self.request.user, "view")
-                finder = CRMFilterSet(queryset=qs)
-                finder.search_fields = entity.search_fields
-                found = entity.search(qs, q) if hasattr(entity, "search") else finder.quick_search(qs, "q", q)
+                found = entity.search(entity.restricted(self.request.user), q)
                 found = list(found.order_by("-pk")[: self.per_type + 1])
                 if found:
                     groups.append({"entity": entity, "results": found[: self.per_type], "more": len(found) > self.per_type})
         ctx.update(q=q, groups=groups, total=sum(len(g["results"]) for g in groups))
         return ctx
+
+
+# -- administration: roles and users (the Administration menu) ----------------------------------
+
+class RoleEntity(Entity):
+    model = Role
+
+    namespace = "roles"
+    detail_template = "crm/role_detail.html"
+    form_template = "crm/role_form.html"
+    icon = "bi-shield-lock"
+    search_fields = ("name", "description")
+    in_navigation = searchable = in_role_matrix = importable = False
+    administration = True
+    protected_message = ("The seeded roles (Administrator, Manager, Sales Representative) cannot be deleted; "
+                         "change their levels instead.")
+
+    form_class = RoleForm
+    table_class = RoleTable
+    filterset_class = RoleFilter
+    resource_class = RoleResource
+
+    @classmethod
+    def queryset(cls):
+        from django.db.models import Count
+
+        return super().queryset().annotate(holder_count=Count("users"))
+
+    @classmethod
+    def save(cls, form, user):
+        role = form.save(commit=False)
+        return services.save_role(role, form.cleaned_levels(), user)
+
+    @classmethod
+    def detail_context(cls, request, obj):
+        from .forms import matrix_entities
+        from .models import ACTION_LABELS, ACTIONS, Level
+
+        levels = obj.levels()
+        labels = dict(Level.choices)
+        rows = [(e, [labels[levels.get((e.model._meta.label_lower, a), 0)]
+                     if e.owned or a not in ("assign", "share") else None for a in ACTIONS])
+                for e in matrix_entities()]
+        return {"matrix": rows, "action_labels": [ACTION_LABELS[a] for a in ACTIONS],
+                "holders": obj.users.order_by("username")[:100], "holder_count": obj.users.count()}
+
+
+class UserEntity(Entity):
+    model = User
+
+    namespace = "users"
+    detail_template = "crm/user_detail.html"
+    list_select_related = ("primary_unit",)
+    icon = "bi-people"
+    search_fields = ("username", "first_name", "last_name", "email")
+    in_navigation = searchable = in_role_matrix = importable = False
+    administration = True
+    extra_mass_actions = (("users:deactivate", "Deactivate", "bi-person-slash"),)
+    protected_message = ("This user still owns or created records and cannot be deleted. "
+                         "Deactivate him instead: he can no longer log in and his records stay.")
+
+    form_class = UserForm
+    table_class = UserTable
+    filterset_class = UserFilter
+    resource_class = UserResource
+
+    @classmethod
+    def queryset(cls):
+        return super().queryset().prefetch_related("roles", "business_units")
+
+    @classmethod
+    def save(cls, form, user):
+        return services.save_user(form, user)
+
+    @classmethod
+    def detail_context(cls, request, obj):
+        return {"roles": list(obj.roles.all()), "units": list(obj.business_units.all())}
+
+
+class DeactivateUsersView(EntityMixin, TemplateView):
+    """Deactivate the users selected in the grid: they can no longer log in; what they own stays."""
+
+    entity = UserEntity
+    template_name = "crm/deactivate.html"
+    action = "change"
+
+    def post(self, request, *args, **kwargs):
+        users = self.selected("change").exclude(pk=request.user.pk)
+        if "confirm" not in request.POST:
+            return self.render_to_response(self.get_context_data(targets=users[:20], count=users.count()))
+        count = services.deactivate_users(users, request.user)
+        messages.success(request, f"Deactivated {count} user{'s' if count != 1 else ''}.")
+        return redirect("users:list")

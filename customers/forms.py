@@ -177,7 +177,7 @@ class BusinessCustomerForm(OwnedForm):
         if data.get("create_account"):
             if data.get("account"):
                 self.add_error("account", "Choose an account or tick “create a new account”, not both.")
-            elif not self.user.has_perm("accounts.add_account"):
+            elif not access(self.user).may(Account, "create"):
                 self.add_error("create_account", "You may not create accounts.")
         elif not data.get("account") and "account" not in self.errors:
             self.add_error("account", "Choose the customer's account, or create a new one named after it.")

@@ -21,7 +21,7 @@ def save_customer(form, user):
     with transaction.atomic():
         customer = form.save(commit=False)
         if form.cleaned_data.get("create_account"):
-            if not user.has_perm("accounts.add_account"):
+            if not access(user).may(Account, "create"):
                 raise PermissionDenied("You may not create accounts.")
             account = Account(name=customer.name, owner=customer.owner, business_unit=customer.business_unit)
             account._history_user = user
@@ -138,10 +138,10 @@ def create_accounts(names, user):
 
     if not names:
         return {}
-    if not user.has_perm("accounts.add_account"):
+    if not access(user).may(Account, "create"):
         raise PermissionDenied("You may not create accounts.")
     unit = user.primary_unit
-    if unit is None or not access(user).may_place(user, unit):
+    if unit is None or not access(user).may_place(Account, user, unit):
         raise PermissionDenied("You have no primary business unit to own new accounts.")
     accounts = [Account(name=name, owner=user, business_unit=unit) for name in names]
     bulk_create_with_history(accounts, Account, default_user=user,

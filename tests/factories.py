@@ -7,29 +7,30 @@ permissions his role carries, exactly as the admin's user page would.
 from dataclasses import dataclass, field
 
 import factory
-from django.contrib.auth.models import Group
 from factory.django import DjangoModelFactory
 
 from accounts.models import Account
 from channels.models import Channel
-from crm.access import ADMINISTRATOR, MANAGER, ROLES, SALES_REP
-from crm.models import BusinessUnit, User
+from crm.access import ADMINISTRATOR, MANAGER, PRESET_NAMES, SALES_REP
+from crm.models import BusinessUnit, Role, User
+
+ROLES = tuple(PRESET_NAMES.values())
 
 PASSWORD = "test-password-123"
 
 
-def role_group(name):
-    """The role group created by migration crm.0002 (and given its permissions after migrate)."""
+def seeded_role(name):
+    """A seeded role (created after migrate, with its levels)."""
     if name not in ROLES:
         raise ValueError(f"Unknown role {name!r}; the roles are {', '.join(ROLES)}.")
-    group = Group.objects.filter(name=name).first()
-    if group is None:
-        # A transactional test flushed the tables the migration filled: put the roles back.
-        from crm.services import sync_role_permissions
+    role = Role.objects.filter(name=name).first()
+    if role is None:
+        # A transactional test flushed the tables migrate filled: put the roles back.
+        from crm.services import sync_roles
 
-        sync_role_permissions()
-        group = Group.objects.get(name=name)
-    return group
+        sync_roles()
+        role = Role.objects.get(name=name)
+    return role
 
 
 class BusinessUnitFactory(DjangoModelFactory):
@@ -72,7 +73,7 @@ class UserFactory(DjangoModelFactory):
             if units:
                 user.business_units.add(*units)
             if roles:
-                user.groups.add(*[role_group(name) for name in roles])
+                user.roles.add(*[seeded_role(name) for name in roles])
         finally:
             user._syncing_access = False
         sync_user_access(user)

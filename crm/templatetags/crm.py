@@ -10,7 +10,15 @@ SKIP = {"id", "owner", "business_unit", "created_at", "updated_at"}
 def nav_entities():
     from crm.views import ENTITIES
 
-    return [e for e in ENTITIES if getattr(e, "in_navigation", True)]
+    return [e for e in ENTITIES if e.in_navigation]
+
+
+@register.filter
+def administers(user):
+    """May the user open the Administration menu (users, roles)?"""
+    from crm.access import access
+
+    return access(user).administers
 
 
 @register.filter

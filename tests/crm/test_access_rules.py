@@ -5,7 +5,7 @@ import pytest
 from accounts.models import Account
 from crm.access import MANAGER, SALES_REP
 from crm.models import BusinessUnit
-from tests.factories import AccountFactory, BusinessUnitFactory, role_group
+from tests.factories import AccountFactory, BusinessUnitFactory, seeded_role
 from tests.toolkit import csv_bytes, export_csv, grid_rows, row_errors, search_results, upload
 
 
@@ -111,7 +111,7 @@ def test_admin_sees_and_edits_everything(client_for, admin, accounts):
 
 
 def test_a_user_without_a_role_sees_nothing_not_even_his_own(org, client_for, east_rep, accounts):
-    east_rep.groups.remove(role_group(SALES_REP))
+    east_rep.roles.remove(seeded_role(SALES_REP))
     client = client_for(east_rep)
     assert grid_pks(client) == set()
     assert client.get(f"/accounts/{accounts['east_rep'].pk}/").status_code == 404
@@ -247,8 +247,8 @@ def test_demoting_a_manager_makes_edit_403(client_for, east_manager, accounts):
     client = client_for(east_manager)
     account = accounts["east_rep"]
     assert can_edit(client, account) == 200
-    east_manager.groups.remove(role_group(MANAGER))
-    east_manager.groups.add(role_group(SALES_REP))
+    east_manager.roles.remove(seeded_role(MANAGER))
+    east_manager.roles.add(seeded_role(SALES_REP))
     assert can_edit(client, account) == 403
     assert can_edit(client, accounts["north_rep"]) == 404  # a Sales Rep's view does not reach child units
     assert can_edit(client, accounts["east_manager"]) == 200
@@ -257,7 +257,7 @@ def test_demoting_a_manager_makes_edit_403(client_for, east_manager, accounts):
 def test_promoting_a_rep_lets_him_edit_colleagues(client_for, east_rep, accounts):
     client = client_for(east_rep)
     assert can_edit(client, accounts["east_rep2"]) == 403
-    east_rep.groups.add(role_group(MANAGER))
+    east_rep.roles.add(seeded_role(MANAGER))
     assert can_edit(client, accounts["east_rep2"]) == 200
     assert can_edit(client, accounts["north_rep"]) == 200
 

@@ -4,13 +4,12 @@ Idempotent: records are looked up by name, so a second run changes nothing."""
 import os
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from crm.access import ADMINISTRATOR, MANAGER, SALES_REP
-from crm.models import BusinessUnit
-from crm.services import sync_role_permissions
+from crm.models import BusinessUnit, Role
+from crm.services import sync_roles
 
 DEFAULT_PASSWORD = "demo-password-dev-only"
 
@@ -29,7 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         password = os.environ.get("CRM_DEMO_PASSWORD") or DEFAULT_PASSWORD
         with transaction.atomic():
-            sync_role_permissions()  # the roles, should a flushed database have lost them
+            sync_roles()  # the roles, should a flushed database have lost them
             root = self.unit("Acme Corp", None)
             units = {"Acme Corp": root, "East": self.unit("East", root), "West": self.unit("West", root)}
             users = {}
@@ -43,7 +42,7 @@ class Command(BaseCommand):
                     user.set_password(password)
                     user.save()
                     user.business_units.add(units[unit])
-                    user.groups.add(Group.objects.get(name=role))
+                    user.roles.add(Role.objects.get(name=role))
                     self.stdout.write(f"  created user {username} ({role}, {unit})")
                 users[username] = user
             from crm.demo import seed_records

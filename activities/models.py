@@ -90,6 +90,23 @@ class Activity(models.Model):
     def overdue(self):
         return self.kind == self.Kind.TASK and not self.done and self.due_date and self.due_date < timezone.localdate()
 
+    def allows(self, user, action, target=None, target_visible=False):
+        """The rule for one activity, from its record alone: whoever may view the record
+        views the activity; its author (still seeing the record) or whoever may change the
+        record changes or deletes it."""
+        from crm.access import access
+
+        if action not in ("view", "change", "delete") or not user.is_active:
+            return False
+        acc = access(user)
+        target = target if target is not None else self.target
+        if target is None:
+            return False
+        seen = target_visible or acc.can("view", target)
+        if action == "view":
+            return seen
+        return (seen and self.created_by_id == user.pk) or acc.can("change", target)
+
     @classmethod
     def restrict_queryset(cls, queryset, user, action):
         """Whoever may view the parent record may view its activities and add to them.

@@ -27,23 +27,26 @@ def activities_for(obj_or_objs, user, with_targets=False):
     """Activities of one record, several records (mixed models) or querysets, that `user`
     may see, newest first; select_related so rendering them costs no query per activity.
     `with_targets` also fetches each activity's record (one query per model), for a
-    timeline that spans several records."""
+    timeline that spans several records.
+
+    Visibility is decided on the records, once: instances are checked in Python against
+    the cached grants, querysets are restricted (they are a record's few related records,
+    e.g. an account's customers). Filtering the activities by every record the user may
+    view would cost a subquery as large as the tables."""
+    acc = access(user)
+    targets = set(target_models())
+    cond = Q(pk__in=[])
     by_model = {}
-    subqueries = []
     for item in _records(obj_or_objs):
         if isinstance(item, models.QuerySet):
-            subqueries.append((item.model, item.values("pk")))
-        else:
+            if item.model in targets:
+                visible = restrict(item, user, "view").values("pk")
+                cond |= Q(content_type=ContentType.objects.get_for_model(item.model), object_id__in=visible)
+        elif type(item) in targets and acc.can("view", item):
             by_model.setdefault(type(item), []).append(item.pk)
-    cond = Q(pk__in=[])
-    targets = set(target_models())
     for model, pks in by_model.items():
-        if model in targets:
-            cond |= Q(content_type=ContentType.objects.get_for_model(model), object_id__in=pks)
-    for model, pks in subqueries:
-        if model in targets:
-            cond |= Q(content_type=ContentType.objects.get_for_model(model), object_id__in=pks)
-    qs = restrict(Activity.objects.filter(cond), user, "view").select_related("created_by")
+        cond |= Q(content_type=ContentType.objects.get_for_model(model), object_id__in=pks)
+    qs = Activity.objects.filter(cond).select_related("created_by")
     if with_targets:
         qs = qs.prefetch_related("target")
     return qs.order_by("-occurred_at", "-pk")
@@ -55,8 +58,16 @@ def timeline(obj_or_objs, user, limit=TIMELINE_LIMIT, with_targets=False):
     qs = activities_for(obj_or_objs, user, with_targets=with_targets)
     items = list(qs[:limit])
     total = qs.count()
-    tasks = [a.pk for a in items if a.kind == Activity.Kind.TASK]
-    changeable = set(restrict(Activity.objects.filter(pk__in=tasks), user, "change").values_list("pk", flat=True)) if tasks else set()
+    records = {(type(o), o.pk): o for o in _records(obj_or_objs) if isinstance(o, models.Model)}
+    changeable = set()
+    for activity in items:
+        if activity.kind == Activity.Kind.TASK:
+            target = records.get((ContentType.objects.get_for_id(activity.content_type_id).model_class(),
+                                      activity.object_id))
+            if target is None and with_targets:
+                target = activity.target
+            if target is not None and activity.allows(user, "change", target=target, target_visible=True):
+                changeable.add(activity.pk)
     return {"activities": items, "activity_total": total, "activity_changeable": changeable,
             "activity_show_target": with_targets}
 
@@ -94,7 +105,7 @@ def send_email(target, user, to_address, subject, body):
 
 
 def set_done(activity, user, done=True):
-    if not restrict(Activity.objects.filter(pk=activity.pk), user, "change").exists():
+    if not activity.allows(user, "change"):
         raise PermissionDenied("You may not change this activity.")
     activity.done = done
     activity.done_at = timezone.now() if done else None

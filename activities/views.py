@@ -15,7 +15,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
-from crm.access import get_or_404, restrict
+from crm.access import get_or_404
 
 from . import services
 from .forms import TITLES, ActivityForm
@@ -90,7 +90,7 @@ class ActivityDetailView(ActivityMixin, TemplateView):
     def get_context_data(self, **kwargs):
         activity = self.get_activity("view")
         target = activity.target
-        can_change = restrict(Activity.objects.filter(pk=activity.pk), self.request.user, "change").exists()
+        can_change = activity.allows(self.request.user, "change")
         return super().get_context_data(activity=activity, target=target, can_change=can_change, **kwargs)
 
 

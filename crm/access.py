@@ -179,7 +179,9 @@ class Access:
         """May the user <action> this record? Answered in Python where the cached grants
         tell, with one query at most (shares)."""
         model = type(obj)
-        if hasattr(model, "restrict_queryset"):  # its own rule, e.g. activities follow their record
+        if hasattr(obj, "allows"):  # its own rule for one record, e.g. an activity follows its record
+            return obj.allows(self.user, action)
+        if hasattr(model, "restrict_queryset"):
             return restrict(model._default_manager.filter(pk=obj.pk), self.user, action).exists()
         level = self.level(model, action)
         if level == Level.ORGANIZATION:
@@ -293,8 +295,14 @@ def restrict(queryset, user, action="view"):
 
 
 def get_or_404(queryset, user, action, **lookup):
-    """A record the user may not <action> is a 404 when he cannot even see it, else a 403."""
-    obj = restrict(queryset, user, "view").filter(**lookup).first()
+    """A record the user may not <action> is a 404 when he cannot even see it, else a 403.
+    A model with a rule for one record (`allows`) is looked up, then asked."""
+    if hasattr(queryset.model, "allows"):
+        obj = queryset.filter(**lookup).first()
+        if obj is not None and not obj.allows(user, "view"):
+            obj = None
+    else:
+        obj = restrict(queryset, user, "view").filter(**lookup).first()
     if obj is None:
         raise Http404("No such record.")
     if action != "view" and not access(user).can(action, obj):

@@ -252,8 +252,10 @@ class RoleForm(BootstrapMixin, forms.ModelForm):
                 choices = Level.choices if entity.owned else [(Level.NONE, "None"),
                                                               (Level.ORGANIZATION, "Organization")]
                 name = cell_name(entity, action)
+                # Not required: a cell left out of the POST keeps its level (None for a new role).
                 self.fields[name] = forms.TypedChoiceField(
-                    choices=choices, coerce=int, initial=self.levels.get((entity_key(entity.model), action), 0),
+                    choices=choices, coerce=int, required=False, empty_value=None,
+                    initial=self.levels.get((entity_key(entity.model), action), 0),
                     label=f"{ACTION_LABELS[action]} {entity.verbose_name_plural}",
                     widget=forms.Select(attrs={"class": "form-select form-select-sm"}))
                 cells.append(name)
@@ -263,8 +265,14 @@ class RoleForm(BootstrapMixin, forms.ModelForm):
         return [(entity, [self[name] if name else None for name in cells]) for entity, cells in self.matrix]
 
     def cleaned_levels(self):
-        return {(entity_key(entity.model), action): self.cleaned_data[name]
-                for entity, cells in self.matrix for action, name in zip(ACTIONS, cells) if name}
+        levels = {}
+        for entity, cells in self.matrix:
+            for action, name in zip(ACTIONS, cells):
+                if name:
+                    key = (entity_key(entity.model), action)
+                    value = self.cleaned_data.get(name)
+                    levels[key] = self.levels.get(key, Level.NONE) if value is None else value
+        return levels
 
 
 def matrix_entities():

@@ -8,7 +8,7 @@ class CrmConfig(AppConfig):
     verbose_name = "Organization"
 
     def ready(self):
-        from . import lookups, signals  # noqa: F401
+        from . import checks, lookups, signals  # noqa: F401
         from .services import CRM_APPS
 
         # Entities register when their app's views module loads; load them all now so the

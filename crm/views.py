@@ -548,7 +548,7 @@ class HomeView(LoginRequiredMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         cards = []
         for entity in ENTITIES:
-            if entity.in_navigation and not entity.administration:
+            if entity.in_navigation and not entity.administration and access(self.request.user).may(entity.model, "view"):
                 cards.append({"entity": entity, "count": entity.restricted(self.request.user).count()})
         ctx["cards"] = cards
         return ctx

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Account
-from crm.filters import CRMFilterSet, OwnedFilterSet, visible_owners
+from crm.filters import CRMFilterSet, OwnedFilterSet, ids_or_subquery, visible_owners
 from crm.forms import AutocompleteSelectMultiple
 
 from .models import Contact, ContactEmail, ContactGroup, ContactPhone
@@ -78,13 +78,13 @@ class ContactFilter(OwnedFilterSet):
         return queryset.filter(having(Contact.groups.through, contactgroup__in=value))
 
     def quick_search(self, queryset, name, value):
-        """Each word in a name part, or in any of the contact's emails or phones. The child
-        tables are searched as `pk IN (...)` sets, which the database computes once."""
+        """Each word in a name part, or in any of the contact's emails or phones (their
+        matching contact ids, so the database ORs index lookups on the contact table)."""
         cond = Q()
         for term in value.split():
             cond &= (self.name_condition(term) | Q(email__ilike=term) | Q(phone__ilike=term)
-                     | Q(pk__in=ContactEmail.objects.filter(email__ilike=term).values("contact_id"))
-                     | Q(pk__in=ContactPhone.objects.filter(phone__ilike=term).values("contact_id")))
+                     | Q(pk__in=ids_or_subquery(ContactEmail.objects.filter(email__ilike=term), "contact_id"))
+                     | Q(pk__in=ids_or_subquery(ContactPhone.objects.filter(phone__ilike=term), "contact_id")))
         return queryset.filter(cond)
 
 

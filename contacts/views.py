@@ -27,11 +27,6 @@ class ContactEntity(Entity):
     form_template = "contacts/contact_form.html"
     list_select_related = ("owner", "business_unit", "assigned_to")
     icon = "bi-person-lines-fill"
-    search_fields = ContactFilter.search_fields
-
-    @classmethod
-    def search(cls, queryset, q):
-        return ContactFilter(queryset=queryset).quick_search(queryset, "q", q)
 
     @classmethod
     def save(cls, form, user):
@@ -74,7 +69,6 @@ class ContactGroupEntity(Entity):
     resource_class = ContactGroupResource
     detail_template = "contacts/contactgroup_detail.html"
     icon = "bi-collection"
-    search_fields = ("name", "description")
     searchable = False
 
     @classmethod

@@ -51,7 +51,6 @@ class Entity:
     form_template = "crm/form.html"
     list_select_related = ()
     icon = "bi-card-list"
-    search_fields = ("name",)        # global search and the grid's quick search
     extra_mass_actions = ()          # (url name, label, icon) posted the selected pks
     in_navigation = True             # listed in the top bar and on the home page
     searchable = True                # listed by the global search
@@ -111,12 +110,8 @@ class Entity:
 
     @classmethod
     def search(cls, queryset, q):
-        """Records of `queryset` matching the quick search `q`."""
-        from .filters import CRMFilterSet
-
-        finder = CRMFilterSet(queryset=queryset)
-        finder.search_fields = cls.search_fields
-        return finder.quick_search(queryset, "q", q)
+        """Records of `queryset` matching `q`: the grid's quick search, for global search and autocompletes."""
+        return cls.filterset_class(queryset=queryset).quick_search(queryset, "q", q)
 
     @classmethod
     def detail_context(cls, request, obj):
@@ -585,7 +580,6 @@ class RoleEntity(Entity):
     detail_template = "crm/role_detail.html"
     form_template = "crm/role_form.html"
     icon = "bi-shield-lock"
-    search_fields = ("name", "description")
     in_navigation = searchable = in_role_matrix = importable = False
     administration = True
     protected_message = ("The seeded roles (Administrator, Manager, Sales Representative) cannot be deleted; "
@@ -628,7 +622,6 @@ class UserEntity(Entity):
     detail_template = "crm/user_detail.html"
     list_select_related = ("primary_unit",)
     icon = "bi-people"
-    search_fields = ("username", "first_name", "last_name", "email")
     in_navigation = searchable = in_role_matrix = importable = False
     administration = True
     extra_mass_actions = (("users:deactivate", "Deactivate", "bi-person-slash"),)

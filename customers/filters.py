@@ -1,5 +1,4 @@
 import django_filters as df
-from django.db.models import Q
 from django_countries import countries
 
 from channels.models import Channel
@@ -31,18 +30,3 @@ class BusinessCustomerFilter(OwnedFilterSet):
         super().__init__(*args, **kwargs)
         low, high = self.form.fields["lifetime_value"].widget.widgets
         low.attrs["placeholder"], high.attrs["placeholder"] = "Min", "Max"
-
-    def quick_search(self, queryset, name, value):
-        return quick_search(queryset, value)
-
-
-def quick_search(queryset, value):
-    """Every term in one of the searched columns. They are all on the customer or a to-one
-    relation, so there are no duplicate rows and no DISTINCT."""
-    cond = Q()
-    for term in value.split():
-        term_cond = Q()
-        for path in BusinessCustomerFilter.search_fields:
-            term_cond |= Q(**{f"{path}__ilike": term})
-        cond &= term_cond
-    return queryset.filter(cond)

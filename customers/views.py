@@ -3,7 +3,7 @@ from crm.access import access, restrict
 from crm.views import Entity
 
 from . import services
-from .filters import BusinessCustomerFilter, quick_search
+from .filters import BusinessCustomerFilter
 from .forms import BusinessCustomerForm
 from .models import BusinessCustomer
 from .resources import BusinessCustomerResource
@@ -21,12 +21,7 @@ class CustomerEntity(Entity):
     form_template = "customers/businesscustomer_form.html"
     list_select_related = ("channel", "account", "owner", "business_unit")
     icon = "bi-briefcase"
-    search_fields = BusinessCustomerFilter.search_fields
     protected_message = "This customer is still referenced by other records and cannot be deleted."
-
-    @classmethod
-    def search(cls, queryset, q):
-        return quick_search(queryset, q)
 
     @classmethod
     def save(cls, form, user):

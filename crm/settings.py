@@ -149,13 +149,16 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 
 # Uploads: a CSV import may be large, but not unbounded.
 CRM_IMPORT_MAX_BYTES = int(os.environ.get("CRM_IMPORT_MAX_BYTES", 50 * 1024 * 1024))
-CRM_IMPORT_BATCH_SIZE = 1000
+CRM_IMPORT_BATCH_SIZE = 1000  # rows validated and written together (the one batch size)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000  # mass actions post one field per selected row
 
 DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
 DJANGO_TABLES2_PAGE_RANGE = 8
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True  # admin log writes one row per imported record
+# Files between an import's preview and its confirmation, in the app and the admin alike:
+# Django's default storage (shared by every web server and worker), folder imports/.
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "crm.services.UploadStore"
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 SESSION_COOKIE_HTTPONLY = True

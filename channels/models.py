@@ -53,3 +53,12 @@ class Channel(TimeStampedModel):
 
     def enables(self, entity):
         return self.status == self.Status.ACTIVE and entity in self.entity_list
+
+
+def channel_refusal(channel, entity=BUSINESS_CUSTOMER):
+    """Why new records of `entity` may not be added to `channel` (None: they may): the one
+    rule of the customer's form, import and admin (through the model's clean). No query."""
+    if channel.enables(entity):
+        return None
+    label = dict(ENTITY_CHOICES).get(entity, entity).lower()
+    return f"The channel {channel} is inactive or does not enable {label}s."

@@ -3,8 +3,9 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from accounts.models import Account
-from crm.access import access, restrict
-from crm.forms import BootstrapMixin, OwnedForm, use_autocomplete
+from crm.access import access
+from crm.forms import BootstrapMixin, OwnedForm, restrict_form_fields, use_autocomplete
+from customers.models import BusinessCustomer
 
 from . import services
 from .models import Contact, ContactAddress, ContactCustomerAssignment, ContactEmail, ContactGroup, ContactPhone
@@ -129,9 +130,11 @@ FORMSETS = {
 class ContactForm(OwnedForm):
     """The contact with its emails, phones and addresses (inline formsets).
 
-    Links to accounts the user may not see are kept as they are: he can neither see
-    nor remove them. A new email that a contact the user may see already has stops the
-    first submit with a list of those contacts and a "Create anyway" box."""
+    Which accounts and contacts the user may view is applied by crm.forms.restrict_form_fields
+    (the generic form view and the admin): links to accounts he may not view are kept out of
+    sight and kept on save, and a manager he may not view stays without being named. A new
+    email that a contact the user may see already has stops the first submit with a list of
+    those contacts and a "Create anyway" box."""
 
     create_anyway = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
@@ -151,25 +154,15 @@ class ContactForm(OwnedForm):
     def __init__(self, data=None, *args, user, **kwargs):
         super().__init__(data, *args, user=user, **kwargs)
         self.duplicates = []
-        self.hidden_accounts = []
         contact = self.instance
-        self.fields["accounts"].queryset = restrict(Account.objects.all(), user, "view").order_by("name")
+        self.fields["accounts"].queryset = Account.objects.order_by("name")
         use_autocomplete(self.fields["accounts"], "accounts:autocomplete")
         self.fields["groups"].queryset = ContactGroup.objects.order_by("name")
         self.fields["assigned_to"].queryset = colleagues(user, keep=contact.assigned_to_id)
-        bosses = restrict(Contact.objects.all(), user, "view")
-        if contact.pk:
-            bosses = bosses.exclude(pk=contact.pk)
-            visible = set(self.fields["accounts"].queryset.filter(contacts=contact).values_list("pk", flat=True))
-            self.hidden_accounts = list(contact.accounts.exclude(pk__in=visible).values_list("pk", flat=True))
-        if contact.reports_to_id and not bosses.filter(pk=contact.reports_to_id).exists():
-            # He reports to someone this user may not see: keep it, without naming him.
-            del self.fields["reports_to"]
-            self.hidden_boss = True
-        else:
-            self.fields["reports_to"].queryset = bosses
-            use_autocomplete(self.fields["reports_to"], "contacts:autocomplete")
-            self.hidden_boss = False
+        # Not the contact itself (a longer reporting loop is the model's rule).
+        bosses = Contact.objects.exclude(pk=contact.pk) if contact.pk else Contact.objects.all()
+        self.fields["reports_to"].queryset = bosses
+        use_autocomplete(self.fields["reports_to"], "contacts:autocomplete")
         if not contact.pk:
             self.fields["create_anyway"].label = "Create anyway"
         else:
@@ -201,10 +194,6 @@ class ContactForm(OwnedForm):
         if self.phones.is_valid():
             self.instance.phone = self.phones.primary_value()
         return data
-
-    def clean_accounts(self):
-        chosen = list(self.cleaned_data["accounts"])
-        return chosen + list(Account.objects.filter(pk__in=self.hidden_accounts))
 
     def is_valid(self):
         valid = super().is_valid()
@@ -252,14 +241,13 @@ class AssignmentForm(BootstrapMixin, forms.ModelForm):
     def __init__(self, *args, contact, user, **kwargs):
         kwargs.setdefault("instance", ContactCustomerAssignment(contact=contact))
         super().__init__(*args, **kwargs)
-        from customers.models import BusinessCustomer
-
         self.contact = contact
         customers = BusinessCustomer.objects.filter(account__in=contact.accounts.values("pk"))
-        self.fields["customer"].queryset = (restrict(customers, user, "view").select_related("channel")
-                                            .order_by("name", "channel__name"))
+        self.fields["customer"].queryset = customers.select_related("channel").order_by("name", "channel__name")
         self.fields["customer"].label_from_instance = lambda c: f"{c.name} ({c.channel})"
         self.fields["customer"].empty_label = "Choose a customer…"
+        # Built on the contact's page, not by the generic form view: apply its choice rule here.
+        restrict_form_fields(self, user)
 
     def clean(self):
         data = super().clean()

@@ -7,10 +7,14 @@ from django.urls import reverse
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
 
+from crm.access import restrict
 from crm.models import OwnedModel, TimeStampedModel, share_models
+from customers.models import BusinessCustomer
 
 # Following a reports-to chain further than this means the data is broken, not deep.
 MAX_REPORTING_DEPTH = 100
+
+NAME_OR_EMAIL = "A contact needs a first name, a last name or an email."
 
 
 class ContactGroup(TimeStampedModel):
@@ -107,10 +111,18 @@ class Contact(OwnedModel):
         """Addresses Send email offers: the contact's own, primary first."""
         return [(e.email, f"{e.email} (primary)" if e.is_primary else e.email) for e in self.emails.all()]
 
+    def name_error(self):
+        """The rule of a contact's name, for the form (through clean) and the import (per
+        row, so free of queries): a first name, a last name or an email. None when met."""
+        if not (self.first_name.strip() or self.last_name.strip() or self.email):
+            return NAME_OR_EMAIL
+        return None
+
     def clean(self):
         errors = {}
-        if not (self.first_name.strip() or self.last_name.strip() or self.email):
-            errors["__all__"] = "A contact needs a first name, a last name or an email."
+        name_error = self.name_error()
+        if name_error:
+            errors["__all__"] = name_error
         if self.reports_to_id and self.reporting_cycle(self.reports_to_id):
             errors["reports_to"] = "This would make the contact report to itself (directly or through others)."
         if errors:
@@ -133,8 +145,6 @@ class Contact(OwnedModel):
     def restrict_children(cls, queryset, user, action):
         """Rows that belong to a contact (emails, phones, addresses) follow its access:
         seen with it, and changed or removed by whoever may change it."""
-        from crm.access import restrict
-
         action = "view" if action == "view" else "change"
         return queryset.filter(contact__in=restrict(cls._default_manager.all(), user, action).values("pk"))
 
@@ -259,9 +269,6 @@ class ContactCustomerAssignment(TimeStampedModel):
     def restrict_queryset(cls, queryset, user, action):
         """Seen by whoever sees both the contact and the customer; added or removed by
         whoever may change the contact (and sees the customer)."""
-        from crm.access import restrict
-        from customers.models import BusinessCustomer
-
         contact_action = "view" if action == "view" else "change"
         contacts = restrict(Contact.objects.all(), user, contact_action).values("pk")
         customers = restrict(BusinessCustomer.objects.all(), user, "view").values("pk")

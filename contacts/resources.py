@@ -252,8 +252,9 @@ class ContactResource(OwnedResource):
     def validate_row(self, instance, row):
         self.plan_children(instance, row)
         super().validate_row(instance, row)
-        if not (instance.first_name.strip() or instance.last_name.strip() or instance.email):
-            raise ValidationError({"first_name": "A contact needs a first name, a last name or an email."})
+        name_error = instance.name_error()  # the model's rule (Contact.clean uses it too)
+        if name_error:
+            raise ValidationError({"first_name": name_error})
         parts = instance._csv_changes.get("address")
         if parts:
             try:

@@ -3,10 +3,10 @@ from django.forms.models import BaseInlineFormSet, inlineformset_factory
 
 from accounts.models import Account
 from channels.models import BUSINESS_CUSTOMER, Channel
-from crm.access import access, restrict
+from crm.access import access
 from crm.forms import BootstrapMixin, OwnedForm, use_autocomplete
 
-from .models import BusinessCustomer, CustomerEmail, CustomerPhone
+from .models import BusinessCustomer, CustomerEmail, CustomerPhone, name_clash_message, name_clashes
 
 # Sections of the form and of the record page: (title, fields).
 FIELDSETS = [
@@ -93,7 +93,12 @@ PhoneFormSetClass = point_formset(CustomerPhone, PhoneFormSet, "phone")
 
 
 class BusinessCustomerForm(OwnedForm):
-    """The customer with its emails and phones (inline formsets validated and saved with it)."""
+    """The customer with its emails and phones (inline formsets validated and saved with it).
+
+    Its record choices (account, primary contact) are narrowed here only by what the form
+    means; which of them the user may view is applied by crm.forms.restrict_form_fields
+    (the generic form view and the admin), which also keeps a linked record he may not
+    view. The customer's rules (channel, lifetime value) are the model's."""
 
     create_account = forms.BooleanField(
         required=False, label="Create a new account named after the customer",
@@ -113,42 +118,37 @@ class BusinessCustomerForm(OwnedForm):
     def __init__(self, data=None, *args, user, **kwargs):
         super().__init__(data, *args, user=user, **kwargs)
         channels = Channel.objects.enabling(BUSINESS_CUSTOMER)
-        accounts = restrict(Account.objects.all(), user, "view")
         if self.instance.pk:
-            # A customer keeps its channel after the channel is deactivated, and its account
-            # even when shared with someone who may not see that account.
+            # A customer keeps its channel after the channel is deactivated.
             channels = channels | Channel.objects.filter(pk=self.instance.channel_id)
-            accounts = accounts | Account.objects.filter(pk=self.instance.account_id)
             del self.fields["create_account"]
         self.fields["channel"].queryset = channels.order_by("name")
         self.fields["channel"].help_text = "Active channels that enable business customers."
-        self.fields["account"].queryset = accounts.order_by("name")
+        self.fields["account"].queryset = Account.objects.order_by("name")
         use_autocomplete(self.fields["account"], "accounts:autocomplete")
         self.fields["account"].required = False
         self.fields["website"] = forms.URLField(required=False, assume_scheme="https", label="Website",
                                                 widget=forms.URLInput(attrs={"class": "form-control"}))
         self.fields["lifetime_value"].widget.attrs.update(step="0.01", min="0")
-        self.limit_primary_contact(data, user)
+        self.limit_primary_contact(data)
         self.formsets = {
             "emails": EmailFormSetClass(data, instance=self.instance, prefix="emails"),
             "phones": PhoneFormSetClass(data, instance=self.instance, prefix="phones"),
         }
 
-    def limit_primary_contact(self, data, user):
-        """The primary contact is one of the account's contacts that the user may view. One
-        he may not view stays as it is (the field is left out)."""
-        from contacts.models import Contact
-
-        contacts = restrict(Contact.objects.all(), user, "view")
-        current = self.instance.primary_contact_id
-        if current and not contacts.filter(pk=current).exists():
-            del self.fields["primary_contact"]
-            return
+    def limit_primary_contact(self, data):
+        """The primary contact is one of the contacts of the customer's account (the one
+        posted, else the current one), read through the contacts' own relation to accounts."""
         account = self.instance.account_id
         if data is not None:
             account = data.get(self.add_prefix("account")) or None
         field = self.fields["primary_contact"]
-        field.queryset = contacts.filter(accounts=account) if str(account or "").isdigit() else contacts.none()
+        contacts = field.queryset  # the contacts app's model, from the field: customers does not import it
+        if str(account or "").isascii() and str(account or "").isdigit() and int(account) < 2**63:
+            # A subquery, not a join, so a record kept by restrict_form_fields is listed once.
+            field.queryset = contacts.filter(pk__in=contacts.filter(accounts=account).values("pk"))
+        else:
+            field.queryset = contacts.none()
         field.error_messages["invalid_choice"] = "Choose one of the contacts of the customer's account."
         field.help_text = "One of the account's contacts." if account else "Once the customer has an account."
 
@@ -160,17 +160,15 @@ class BusinessCustomerForm(OwnedForm):
         valid = super().is_valid()
         return all([fs.is_valid() for fs in self.formsets.values()]) and valid
 
-    def clean_channel(self):
-        channel = self.cleaned_data.get("channel")
-        if channel and channel.pk != self.instance.channel_id and not channel.enables(BUSINESS_CUSTOMER):
-            raise forms.ValidationError(f"The channel {channel} is inactive or does not enable business customers.")
-        return channel
-
-    def clean_lifetime_value(self):
-        value = self.cleaned_data.get("lifetime_value")
-        if value is not None and value < 0:
-            raise forms.ValidationError("The lifetime sales value cannot be negative.")
-        return value
+    def clean_primary_contact(self):
+        """The current primary contact stays offered (crm.forms keeps a linked record), so a
+        customer moved to another account is checked against that account's contacts."""
+        contact, account = self.cleaned_data.get("primary_contact"), self.cleaned_data.get("account")
+        if contact is not None and contact.pk == self.instance.primary_contact_id and (
+                account is None or not contact.accounts.filter(pk=account.pk).exists()):
+            raise forms.ValidationError(self.fields["primary_contact"].error_messages["invalid_choice"],
+                                        code="invalid_choice", params={"value": contact.pk})
+        return contact
 
     def clean(self):
         data = super().clean()
@@ -183,15 +181,7 @@ class BusinessCustomerForm(OwnedForm):
             self.add_error("account", "Choose the customer's account, or create a new one named after it.")
         name, channel = data.get("name"), data.get("channel")
         if name and channel:
-            clash = (BusinessCustomer.objects.filter(channel=channel, name__iexact=name.strip())
-                     .exclude(pk=self.instance.pk).first())
-            if clash is not None:
-                self.add_error("name", clash_message(clash, channel, self.user))
+            clash = name_clashes([(name, channel.pk)], self.user).get((name.strip().lower(), channel.pk))
+            if clash is not None and clash[0] != self.instance.pk:
+                self.add_error("name", name_clash_message(clash, channel))
         return data
-
-
-def clash_message(clash, channel, user):
-    """Names the existing record when the user may see it; otherwise says only that it exists."""
-    if access(user).can("view", clash):
-        return f"“{clash.name}” (ID {clash.pk}) already exists in {channel}: a name is unique per channel."
-    return f"A business customer of another unit is already named “{clash.name}” in {channel}."

@@ -1,5 +1,6 @@
 from django.contrib.contenttypes.fields import GenericRelation
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -7,6 +8,8 @@ from django.urls import reverse
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
 
+from channels.models import BUSINESS_CUSTOMER, channel_refusal
+from crm.access import access, restrict
 from crm.models import OwnedModel, share_models
 
 # ISO 4217 codes offered for the lifetime sales value.
@@ -25,6 +28,9 @@ phone_validator = RegexValidator(
 )
 
 ADDRESS_PARTS = ("street", "city", "postal_code", "region", "country")
+
+NEGATIVE_VALUE = "The lifetime sales value cannot be negative."
+_NOT_LOADED = object()
 
 
 class BusinessCustomer(OwnedModel):
@@ -58,11 +64,12 @@ class BusinessCustomer(OwnedModel):
     shipping_region = models.CharField("region", max_length=100, blank=True)
     shipping_country = CountryField("country", blank=True)
 
-    # One of the account's contacts (customers.forms limits the choice to them).
+    # One of the account's contacts (customers.forms offers only them).
     primary_contact = models.ForeignKey("contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="primary_for_customers")
 
-    lifetime_value = models.DecimalField("lifetime sales value", max_digits=16, decimal_places=2, default=0)
+    lifetime_value = models.DecimalField("lifetime sales value", max_digits=16, decimal_places=2, default=0,
+                                         validators=[MinValueValidator(0, message=NEGATIVE_VALUE)])
     currency = models.CharField(max_length=3, choices=CURRENCIES, default=DEFAULT_CURRENCY)
     description = models.TextField(blank=True)
 
@@ -101,20 +108,72 @@ class BusinessCustomer(OwnedModel):
         """{part: value} of the billing or shipping address."""
         return {part: getattr(self, f"{kind}_{part}") for part in ADDRESS_PARTS}
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_channel_id = instance.__dict__.get("channel_id", _NOT_LOADED)
+        return instance
+
+    def channel_changed(self):
+        """New, or moved to another channel since it was loaded."""
+        if self._state.adding:
+            return True
+        loaded = getattr(self, "_loaded_channel_id", _NOT_LOADED)
+        if loaded is _NOT_LOADED:
+            loaded = BusinessCustomer.objects.filter(pk=self.pk).values_list("channel_id", flat=True).first()
+        return loaded != self.channel_id
+
+    def clean(self):
+        """The customer's own rules, for the form, the import and the admin alike (free of
+        queries when the channel is loaded, as the form and the import have it): a new or
+        re-channelled customer needs an active channel that enables business customers. A
+        customer stays in its channel after the channel is deactivated."""
+        super().clean()
+        if self.channel_id is not None and self.channel_changed():
+            refusal = channel_refusal(self.channel, BUSINESS_CUSTOMER)
+            if refusal:
+                raise ValidationError({"channel": refusal})
+
     def activity_recipients(self, user):
         """Addresses Send email offers: the customer's own, primary first, then the primary
-        emails of its contacts the user may view."""
-        from crm.access import restrict
-
+        emails of its contacts the user may view (through the contacts app's assignments,
+        which relate contacts to customers; customers does not import contacts)."""
         own = [(e.email, f"{e.email} (primary)" if e.is_primary else e.email)
                for e in self.emails.order_by("-is_primary", "email")]
         assignments = getattr(self, "contact_assignments", None)
         if assignments is None:
             return own
-        from contacts.models import Contact
+        contacts = [contact for contact, _ in assignments.model.of_customer(self, user) if contact.email]
+        return own + [(c.email, f"{c.email} ({c})") for c in contacts]
 
-        contacts = restrict(Contact.objects.filter(customer_assignments__customer=self), user, "view")
-        return own + [(c.email, f"{c.email} ({c})") for c in contacts.exclude(email="").distinct().order_by("last_name")]
+
+def name_clashes(keys, user):
+    """Customers already holding these names in these channels: {(lower-case name, channel
+    id): (pk, name, may `user` view it)} for `keys`, an iterable of (name, channel id). The
+    rule "a name is unique per channel" (case-insensitive) as the form and the import check
+    it: one query for a whole batch; visibility is answered from the user's cached grants."""
+    keys = {(str(name).strip().lower(), channel_id) for name, channel_id in keys if name and channel_id}
+    if not keys:
+        return {}
+    names, channels = {n for n, _ in keys}, {c for _, c in keys}
+    found = {}
+    rows = (BusinessCustomer.objects.annotate(key=Lower("name")).filter(key__in=names, channel_id__in=channels)
+            .values_list("pk", "key", "channel_id", "name", "owner_id", "business_unit_id"))
+    acc = access(user)
+    for pk, key, channel_id, name, owner_id, unit_id in rows:
+        if (key, channel_id) in keys:
+            visible = acc.can("view", BusinessCustomer(pk=pk, owner_id=owner_id, business_unit_id=unit_id))
+            found[(key, channel_id)] = (pk, name, visible)
+    return found
+
+
+def name_clash_message(clash, channel):
+    """The error for a name taken in `channel` by `clash` (pk, name, visible): the existing
+    record is named only to a user who may view it."""
+    pk, name, visible = clash
+    if visible:
+        return f"“{name}” (ID {pk}) already exists in {channel}: a name is unique per channel."
+    return f"A business customer of another unit is already named “{name}” in {channel}."
 
 
 class ContactPoint(models.Model):
@@ -137,8 +196,6 @@ class ContactPoint(models.Model):
     @classmethod
     def restrict_queryset(cls, queryset, user, action):
         """A customer's phones and emails follow the customer: view it, see them; change it, change them."""
-        from crm.access import restrict
-
         customers = restrict(BusinessCustomer.objects.all(), user, "view" if action == "view" else "change")
         return queryset.filter(customer__in=customers.values("pk"))
 

@@ -11,16 +11,15 @@ import re
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models.functions import Lower
 from import_export import fields, widgets
 
 from accounts.models import Account
-from channels.models import BUSINESS_CUSTOMER, Channel
+from channels.models import Channel
 from crm.access import restrict
 from crm.resources import CountryWidget, NameWidget, OwnedResource
 
 from . import services
-from .models import CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer
+from .models import CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer, name_clash_message, name_clashes
 
 
 class CurrencyWidget(widgets.Widget):
@@ -182,59 +181,40 @@ class BusinessCustomerResource(OwnedResource):
 
     def check_unique(self, dataset):
         """A name is unique per channel (case-insensitive): twice in the file, or taken by
-        another customer of that channel, is a row error naming the existing record."""
+        another customer of that channel, is a row error (customers.models.name_clashes, the
+        form's check too: one query for the batch, the existing record named only if the
+        user may view it)."""
         channel_widget = self.fields["channel"].widget
         ids = [str(v or "").strip() for v in dataset["ID"]] if "ID" in dataset.headers else [""] * len(dataset)
         names = [str(v or "").strip() for v in dataset["Name"]]
         channels = [channel_widget.cache.get(str(v or "").strip().lower()) for v in dataset["Channel"]]
-        keys = {n.lower() for n in names if n}
-        taken = {}
-        if keys:
-            for pk, key, channel_id, name in (BusinessCustomer.objects.annotate(key=Lower("name"))
-                                              .filter(key__in=keys, channel_id__in={c.pk for c in channels if c})
-                                              .values_list("pk", "key", "channel_id", "name")):
-                taken[(key, channel_id)] = (pk, name)
-        visible = set()
-        if taken:
-            visible = set(restrict(BusinessCustomer.objects.filter(pk__in=[pk for pk, _ in taken.values()]),
-                                   self.user, "view").values_list("pk", flat=True))
+        taken = name_clashes([(name, channel.pk) for name, channel in zip(names, channels) if channel], self.user)
         for number, (pk, name, channel) in enumerate(zip(ids, names, channels), start=1):
             if not name or channel is None:
                 continue
             key = (name.lower(), channel.pk)
             if key in self.seen_names:
-                self.batch_errors[number] = {"name": f"'{name}' appears twice in the file for channel {channel}."}
+                self.batch_errors[number] = {"name": f"“{name}” appears twice in the file for channel {channel}."}
             elif key in taken and str(taken[key][0]) != pk:
-                other_pk, other_name = taken[key]
-                if other_pk in visible:
-                    message = f"'{other_name}' (ID {other_pk}) already exists in {channel}: a name is unique per channel."
-                else:
-                    message = f"A business customer of another unit is already named '{other_name}' in {channel}."
-                self.batch_errors[number] = {"name": message}
+                self.batch_errors[number] = {"name": name_clash_message(taken[key], channel)}
             self.seen_names[key] = pk
 
-    # -- a row --------------------------------------------------------------------------------
-    def import_instance(self, instance, row, **kwargs):
-        instance._original_channel_id = instance.channel_id if instance.pk else None
-        super().import_instance(instance, row, **kwargs)
-
+    # -- a row: query-free checks, the model's rules ---------------------------------------------
     def validate_row(self, instance, row):
         errors = {}
         # A named but unknown channel or account was already reported by its column.
-        if instance.channel_id is None:
-            if not str(row.get("Channel") or "").strip():
-                errors["channel"] = "This field is required."
-        elif instance.channel_id != instance._original_channel_id and not instance.channel.enables(BUSINESS_CUSTOMER):
-            errors["channel"] = f"The channel {instance.channel} is inactive or does not enable business customers."
+        if instance.channel_id is None and not str(row.get("Channel") or "").strip():
+            errors["channel"] = "This field is required."
         if instance.account_id is None and not str(row.get("Account") or "").strip():
             errors["account"] = "This field is required."
-        if instance.lifetime_value is not None and instance.lifetime_value < 0:
-            errors["lifetime_value"] = "The lifetime sales value cannot be negative."
-        try:
-            super().validate_row(instance, row)
-        except ValidationError as e:
-            for attr, messages in e.message_dict.items():
-                errors.setdefault(attr, messages[0])
+        # The field validators (lifetime value not negative, ...) and placement, then the
+        # model's clean (the channel rule): the form's and the admin's checks too.
+        for check in (super().validate_row, lambda instance, row: instance.clean()):
+            try:
+                check(instance, row)
+            except ValidationError as e:
+                for attr, messages in e.message_dict.items():
+                    errors.setdefault(attr, messages[0])
         if errors:
             raise ValidationError(errors)
 

@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from contacts.models import Contact, ContactAddress, ContactEmail, ContactPhone
+from crm.forms import HIDDEN_LABEL
 from tests.factories import AccountFactory
 from tests.toolkit import count_queries, grid_rows
 
@@ -120,6 +121,29 @@ def test_a_contact_needs_a_name_or_an_email(org, client_for, fields, emails, ok)
         assert not Contact.objects.exists()
 
 
+def test_the_name_rule_is_the_models_in_form_import_and_admin(org, client_for):
+    """One rule, one message: Contact.name_error, used by the model's clean (form, admin)
+    and by the import per row."""
+    from contacts.models import NAME_OR_EMAIL
+    from contacts.resources import ContactResource
+    from crm.services import import_csv
+    from tests.toolkit import csv_bytes
+
+    admin = org.user("admin")
+    data = {"first_name": "", "last_name": "", "owner": admin.pk, "business_unit": admin.primary_unit_id,
+            "gender": "", "source": ""}
+    for prefix in ("emails", "phones", "addresses", "customer_assignments"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    response = client_for(admin).post("/admin/contacts/contact/add/", {**data, "job_title": "Nameless"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == [NAME_OR_EMAIL]
+    report = import_csv(ContactResource, csv_bytes([["Job Title"], ["Nameless"]]), admin)
+    assert [(e.column, e.message) for e in report.errors] == [("First Name", NAME_OR_EMAIL)]
+    assert Contact(job_title="Nameless").name_error() == NAME_OR_EMAIL
+    assert Contact(email="a@example.com").name_error() is None
+    assert not Contact.objects.exists()
+
+
 def test_model_clean_refuses_missing_name_and_cycles(org):
     from django.core.exceptions import ValidationError
 
@@ -183,9 +207,13 @@ def test_links_the_user_cannot_see_survive_his_edit(org, client_for):
     page = client.get(reverse("contacts:detail", args=[contact.pk])).content.decode()
     assert "Hidden East" not in page and "Hidden Boss" not in page and "a contact you may not see" in page
     form_page = client.get(reverse("contacts:update", args=[contact.pk]))
-    assert "reports_to" not in form_page.context["form"].fields
-    assert "Hidden Boss" not in form_page.content.decode()
-    data = contact_data(org.user("west_rep"), first_name="Sam", last_name="Shared", accounts=[west_account.pk])
+    html = form_page.content.decode()
+    assert "Hidden Boss" not in html and "Hidden East" not in html
+    # The manager stays chosen without being named; the hidden account is not offered at all.
+    assert f'<option value="{boss.pk}" selected>{HIDDEN_LABEL}</option>' in html
+    assert list(form_page.context["form"].fields["accounts"].queryset) == [west_account]
+    data = contact_data(org.user("west_rep"), first_name="Sam", last_name="Shared", accounts=[west_account.pk],
+                        reports_to=boss.pk)  # what his browser sends back
     response = client.post(reverse("contacts:update", args=[contact.pk]), data)
     assert response.status_code == 302, form_errors(response)
     contact.refresh_from_db()
@@ -291,6 +319,26 @@ def test_customer_of_another_account_cannot_be_assigned(org, client_for):
     contact = own(org, "east_rep", last_name="Unlinked")
     client_for(user).post(reverse("contacts:assign_customer", args=[contact.pk]),
                           {"customer": customer.pk, "type": "billing"})
+    assert not contact.customer_assignments.exists()
+
+
+def test_the_assignment_form_offers_only_customers_of_its_accounts_he_may_view(org, client_for):
+    """The form is built on the contact's page, outside the generic form view, and still gets
+    the generic choice rule."""
+    from crm.services import share_record
+    from tests.customers.factories import BusinessCustomerFactory
+
+    east, west = org.user("east_rep"), org.user("west_rep")
+    account = account_of(org, "west_rep", "Shared Account")
+    seen = BusinessCustomerFactory(name="West Branch", owner=west, business_unit=west.primary_unit, account=account)
+    hidden = BusinessCustomerFactory(name="East Branch", owner=east, business_unit=east.primary_unit, account=account)
+    BusinessCustomerFactory(name="Elsewhere", owner=west, business_unit=west.primary_unit)
+    contact = own(org, "east_rep", last_name="Linked", accounts=[account])
+    share_record(contact, east, west, "change")
+    client = client_for(west)
+    form = client.get(reverse("contacts:detail", args=[contact.pk])).context["assignment_form"]
+    assert list(form.fields["customer"].queryset) == [seen]
+    client.post(reverse("contacts:assign_customer", args=[contact.pk]), {"customer": hidden.pk, "type": "billing"})
     assert not contact.customer_assignments.exists()
 
 

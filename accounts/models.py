@@ -3,6 +3,7 @@ from django.db import models
 from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
+from crm.access import restrict
 from crm.models import OwnedModel, share_models
 
 
@@ -33,16 +34,19 @@ class Account(OwnedModel):
         return reverse("accounts:detail", args=[self.pk])
 
     def activity_recipients(self, user):
-        """Send email on an account offers the primary emails of its customers and contacts
-        that the user may view."""
-        from contacts.models import Contact
-        from crm.access import restrict
-        from customers.models import BusinessCustomer
-
-        customers = restrict(BusinessCustomer.objects.filter(account=self), user, "view").exclude(primary_email="")
-        contacts = restrict(Contact.objects.filter(accounts=self), user, "view").exclude(email="")
-        return ([(c.email, f"{c.email} ({c})") for c in contacts.order_by("last_name", "first_name")[:100]]
-                + [(c.primary_email, f"{c.primary_email} ({c.name})") for c in customers.order_by("name")[:100]])
+        """Send email on an account offers the primary emails of its contacts and customers
+        that the user may view, read through their relations to the account (`contacts`,
+        `customers`: accounts does not import the apps above it)."""
+        found = []
+        contacts = getattr(self, "contacts", None)
+        if contacts is not None:
+            contacts = restrict(contacts.exclude(email=""), user, "view").order_by("last_name", "first_name")
+            found += [(c.email, f"{c.email} ({c})") for c in contacts[:100]]
+        customers = getattr(self, "customers", None)
+        if customers is not None:
+            customers = restrict(customers.exclude(primary_email=""), user, "view").order_by("name")
+            found += [(c.primary_email, f"{c.primary_email} ({c.name})") for c in customers[:100]]
+        return found
 
 
 AccountUserObjectPermission, AccountGroupObjectPermission = share_models(Account, __name__)

@@ -1,4 +1,5 @@
-"""Account writes that span records: merge."""
+"""Account writes that span records: merge. And the account page's sections that the apps
+above accounts provide (they register them here; accounts never imports them)."""
 from django.apps import apps
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -11,6 +12,30 @@ from crm.access import restrict
 from .models import Account
 
 MAX_MERGE = 5
+
+
+# -- the account page: sections of the apps above accounts --------------------------------------
+
+ACCOUNT_SECTIONS = []
+
+
+def account_section(provider):
+    """Register `provider(account, user) -> dict`: context for the account page from an app
+    above accounts (customers' services register the customers per channel, contacts' the
+    contacts), so the account page calls them without importing them. A decorator."""
+    if provider not in ACCOUNT_SECTIONS:
+        ACCOUNT_SECTIONS.append(provider)
+    return provider
+
+
+def account_sections(account, user):
+    context = {}
+    for provider in ACCOUNT_SECTIONS:
+        context.update(provider(account, user))
+    return context
+
+
+# -- merge ---------------------------------------------------------------------------------------
 
 
 def mergeable_fields():

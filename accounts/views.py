@@ -3,10 +3,11 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
+from activities.services import timeline
+from crm.access import access
 from crm.views import Entity, EntityMixin
 
 from . import services
-
 from .filters import AccountFilter
 from .forms import AccountForm
 from .models import Account
@@ -28,22 +29,16 @@ class AccountEntity(Entity):
 
     @classmethod
     def detail_context(cls, request, obj):
-        from activities.services import timeline
-        from contacts.models import Contact
-        from contacts.services import account_contacts
-        from crm.access import access, restrict
-        from customers.models import BusinessCustomer
-        from customers.services import account_customers
-
         user = request.user
-        # One timeline: the account's own activities and those of its customers and contacts.
-        related = [obj,
-                   restrict(BusinessCustomer.objects.filter(account=obj), user, "view"),
-                   restrict(Contact.objects.filter(accounts=obj), user, "view")]
-        return {**account_customers(obj, user), **account_contacts(obj, user),
+        # One timeline: the account's own activities and those of its customers and contacts,
+        # read through their relations to the account; the customers and contacts sections
+        # come from those apps (services.account_section): accounts imports neither.
+        related = [obj] + [getattr(obj, name).all() for name in ("customers", "contacts") if hasattr(obj, name)]
+        acc = access(user)
+        return {**services.account_sections(obj, user),
                 **timeline(related, user, with_targets=True),
-                "default_contact_visible": obj.default_contact_id and access(user).can("view", obj.default_contact),
-                "referred_by_visible": obj.referred_by_id and access(user).can("view", obj.referred_by)}
+                "default_contact_visible": obj.default_contact_id and acc.can("view", obj.default_contact),
+                "referred_by_visible": obj.referred_by_id and acc.can("view", obj.referred_by)}
 
 
 class MergeView(EntityMixin, TemplateView):

@@ -7,6 +7,7 @@ from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Account
+from accounts.services import account_section
 from crm.access import restrict
 
 from .models import Contact, ContactAddress, ContactEmail, ContactPhone
@@ -217,6 +218,7 @@ def unassign_customer(assignment, user):
 
 # -- reads other record pages share ------------------------------------------------------------
 
+@account_section
 def account_contacts(account, user, limit=20):
     """Context for templates/contacts/_account_contacts.html: the account's contacts the
     user may view (the first `limit`, by name) and how many there are."""

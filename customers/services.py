@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 
 from accounts.models import Account
+from accounts.services import account_section
 from crm.access import access, restrict
 
 from .models import BusinessCustomer, CustomerEmail, CustomerPhone
@@ -149,6 +150,7 @@ def create_accounts(names, user):
     return {a.name.lower(): a for a in accounts}
 
 
+@account_section
 def account_customers(account, user):
     """The account page's customers section: the customers of the account the user may
     view, grouped by channel, with counts and lifetime value summed per currency."""

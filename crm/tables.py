@@ -1,4 +1,10 @@
+import json
+
 import django_tables2 as tables
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.db import connections
+from django.utils.functional import cached_property
 
 from .models import Role, User
 
@@ -55,3 +61,41 @@ class UserTable(CRMTable):
 
     def render_full_name(self, record):
         return record.get_full_name() or "—"
+
+
+def estimated_count(queryset):
+    """The planner's row estimate of `queryset` on PostgreSQL (planning only, nothing is
+    read), or None elsewhere."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def count(queryset):
+    """(count, estimated): exact up to CRM_EXACT_COUNT_LIMIT rows; above it, on PostgreSQL,
+    the planner's estimate. Counting every row a restricted user may see reads them all;
+    a grid shows "about N" instead."""
+    estimate = estimated_count(queryset)
+    if estimate is not None and estimate > settings.CRM_EXACT_COUNT_LIMIT:
+        return estimate, True
+    return queryset.count(), False
+
+
+class CountingPaginator(Paginator):
+    """A grid's paginator whose total is `count()`'s: exact when small, else estimated."""
+
+    estimated = False
+
+    @cached_property
+    def count(self):
+        queryset = getattr(getattr(self.object_list, "data", None), "data", None)
+        if queryset is None or not hasattr(queryset, "query"):
+            return super().count
+        total, self.estimated = count(queryset)
+        return total

@@ -25,7 +25,7 @@ from .filters import RoleFilter, UserFilter
 from .forms import AssignForm, ImportForm, RoleForm, ShareForm, UserForm, restrict_form_fields, restricts_choices
 from .models import Role, User
 from .resources import RoleResource, UserResource
-from .tables import RoleTable, UserTable
+from .tables import CountingPaginator, RoleTable, UserTable, count
 
 ENTITIES = []  # every declared Entity, for the navigation, the role matrix and global search
 PAGE_SIZES = (25, 50, 100, 250)
@@ -226,7 +226,7 @@ class GridView(EntityMixin, SingleTableMixin, FilterView):
     def get_table_pagination(self, table):
         size = self.request.GET.get("per_page", "")
         return {"per_page": int(size) if size.isascii() and size.isdigit() and int(size) in PAGE_SIZES
-                else PAGE_SIZES[0]}
+                else PAGE_SIZES[0], "paginator_class": CountingPaginator}
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
@@ -544,7 +544,8 @@ class HomeView(LoginRequiredMixin, TemplateView):
         cards = []
         for entity in ENTITIES:
             if entity.in_navigation and not entity.administration and access(self.request.user).may(entity.model, "view"):
-                cards.append({"entity": entity, "count": entity.restricted(self.request.user).count()})
+                total, estimated = count(entity.restricted(self.request.user))
+                cards.append({"entity": entity, "count": total, "estimated": estimated})
         ctx["cards"] = cards
         return ctx
 

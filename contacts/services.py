@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
+from simple_history.utils import bulk_update_with_history
 
 from accounts.models import Account
 from accounts.services import account_section
@@ -91,18 +92,28 @@ def save_children(formset, contact):
         primary.instance.is_primary = True
 
 
-def refresh_primaries(contact_ids):
+def refresh_primaries(contact_ids, user=None):
     """Copy each contact's primary email and phone onto its row (after the admin's inlines
-    changed them); one UPDATE for all."""
+    changed them): one read per 500 contacts, then one bulk update of the contacts whose
+    copies changed, each with its history row."""
     first = {
         "email": ContactEmail.objects.filter(contact=OuterRef("pk")).order_by("-is_primary", "pk").values("email")[:1],
         "phone": ContactPhone.objects.filter(contact=OuterRef("pk")).order_by("-is_primary", "pk").values("phone")[:1],
     }
-    for part in chunks(contact_ids):
-        Contact.objects.filter(pk__in=part).update(
-            email=Coalesce(Subquery(first["email"]), Value("")),
-            phone=Coalesce(Subquery(first["phone"]), Value("")),
-        )
+    changed = []
+    with transaction.atomic():
+        for part in chunks(contact_ids):
+            rows = (Contact.objects.select_for_update().filter(pk__in=part)
+                    .annotate(primary_email=Coalesce(Subquery(first["email"]), Value("")),
+                              primary_phone=Coalesce(Subquery(first["phone"]), Value(""))))
+            for contact in rows:
+                if (contact.email, contact.phone) != (contact.primary_email, contact.primary_phone):
+                    contact.email, contact.phone = contact.primary_email, contact.primary_phone
+                    changed.append(contact)
+        if changed:
+            bulk_update_with_history(changed, Contact, ["email", "phone"], default_user=user,
+                                     default_change_reason="Primary email or phone changed")
+    return len(changed)
 
 
 # -- import --------------------------------------------------------------------------------

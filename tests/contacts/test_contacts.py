@@ -455,6 +455,8 @@ def test_admin_pages_and_primary_copies(org, client):
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
     contact.refresh_from_db()
     assert contact.email == "b@example.com"
+    # The copied primary is in the contact's history too (not an update behind its back).
+    assert contact.history.latest("history_id").email == "b@example.com"
 
 
 def test_account_page_lists_its_visible_contacts(org, client_for):

@@ -83,7 +83,7 @@ def count(queryset):
     a grid shows "about N" instead."""
     estimate = estimated_count(queryset)
     if estimate is not None and estimate > settings.CRM_EXACT_COUNT_LIMIT:
-        return estimate, True
+        return int(float(f"{estimate:.2g}")), True   # "about 8,300", not a precise-looking 8,252
     return queryset.count(), False
 
 

@@ -68,7 +68,7 @@ class Result:
 
 def grid_total(html):
     """The grid's total badge."""
-    found = re.search(r'data-testid="total"[^>]*>\s*([\d,]+)', html)
+    found = re.search(r'data-testid="total"[^>]*>\s*(?:about\s*)?([\d,]+)', html)
     return int(found.group(1).replace(",", "")) if found else None
 
 
@@ -207,7 +207,8 @@ def measure(measurements, repeat, warmup=True):
             results[(m.label, role)] = result
         problems += m.check(mine)
     grid = results.get((MEASUREMENTS[0].label, ADMIN_ROLE))
-    if grid is not None and grid.count != bench.customers:
+    # Above CRM_EXACT_COUNT_LIMIT the grid shows PostgreSQL's estimate: near, not equal.
+    if grid is not None and abs(grid.count - bench.customers) > 0.1 * bench.customers:
         problems.append(f"the Administrator's grid counts {grid.count} customers of {bench.customers}")
     return results, problems
 

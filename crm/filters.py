@@ -74,6 +74,7 @@ INLINE_MATCHES = 1000
 def ids_or_subquery(queryset, column):
     """The values of `column` in `queryset`: a list when few (an index lookup in the outer
     query), else the subquery itself."""
+    queryset = queryset.order_by()  # any INLINE_MATCHES of them will do: no sort
     ids = list(queryset.values_list(column, flat=True)[: INLINE_MATCHES + 1])
     return ids if len(ids) <= INLINE_MATCHES else queryset.values(column)
 

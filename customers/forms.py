@@ -181,7 +181,7 @@ class BusinessCustomerForm(OwnedForm):
             self.add_error("account", "Choose the customer's account, or create a new one named after it.")
         name, channel = data.get("name"), data.get("channel")
         if name and channel:
-            clash = name_clashes([(name, channel.pk)], self.user).get((name.strip().lower(), channel.pk))
-            if clash is not None and clash[0] != self.instance.pk:
-                self.add_error("name", name_clash_message(clash, channel))
+            clash = name_clashes([(name, channel.pk)]).get((name.strip().lower(), channel.pk))
+            if clash is not None and clash.pk != self.instance.pk:
+                self.add_error("name", name_clash_message(clash, channel, self.user))
         return data

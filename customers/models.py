@@ -1,3 +1,5 @@
+from collections import namedtuple
+
 from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
@@ -147,33 +149,31 @@ class BusinessCustomer(OwnedModel):
         return own + [(c.email, f"{c.email} ({c})") for c in contacts]
 
 
-def name_clashes(keys, user):
+class NameClash(namedtuple("NameClash", "pk name owner_id business_unit_id")):
+    """A customer already holding a name in a channel (enough to tell who may view it)."""
+
+
+def name_clashes(keys):
     """Customers already holding these names in these channels: {(lower-case name, channel
-    id): (pk, name, may `user` view it)} for `keys`, an iterable of (name, channel id). The
-    rule "a name is unique per channel" (case-insensitive) as the form and the import check
-    it: one query for a whole batch; visibility is answered from the user's cached grants."""
+    id): NameClash} for `keys`, an iterable of (name, channel id). The rule "a name is unique
+    per channel" (case-insensitive) as the form and the import check it: one query for a
+    whole batch (the database's unique constraint backs it up)."""
     keys = {(str(name).strip().lower(), channel_id) for name, channel_id in keys if name and channel_id}
     if not keys:
         return {}
     names, channels = {n for n, _ in keys}, {c for _, c in keys}
-    found = {}
     rows = (BusinessCustomer.objects.annotate(key=Lower("name")).filter(key__in=names, channel_id__in=channels)
-            .values_list("pk", "key", "channel_id", "name", "owner_id", "business_unit_id"))
-    acc = access(user)
-    for pk, key, channel_id, name, owner_id, unit_id in rows:
-        if (key, channel_id) in keys:
-            visible = acc.can("view", BusinessCustomer(pk=pk, owner_id=owner_id, business_unit_id=unit_id))
-            found[(key, channel_id)] = (pk, name, visible)
-    return found
+            .values_list("key", "channel_id", "pk", "name", "owner_id", "business_unit_id"))
+    return {(key, channel_id): NameClash(*rest) for key, channel_id, *rest in rows if (key, channel_id) in keys}
 
 
-def name_clash_message(clash, channel):
-    """The error for a name taken in `channel` by `clash` (pk, name, visible): the existing
-    record is named only to a user who may view it."""
-    pk, name, visible = clash
-    if visible:
-        return f"“{name}” (ID {pk}) already exists in {channel}: a name is unique per channel."
-    return f"A business customer of another unit is already named “{name}” in {channel}."
+def name_clash_message(clash, channel, user):
+    """The error for a name taken in `channel` by `clash`: the existing record is named only
+    to a user who may view it (answered from his cached grants, without a query)."""
+    record = BusinessCustomer(pk=clash.pk, owner_id=clash.owner_id, business_unit_id=clash.business_unit_id)
+    if access(user).can("view", record):
+        return f"“{clash.name}” (ID {clash.pk}) already exists in {channel}: a name is unique per channel."
+    return f"A business customer of another unit is already named “{clash.name}” in {channel}."
 
 
 class ContactPoint(models.Model):

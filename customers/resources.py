@@ -181,22 +181,22 @@ class BusinessCustomerResource(OwnedResource):
 
     def check_unique(self, dataset):
         """A name is unique per channel (case-insensitive): twice in the file, or taken by
-        another customer of that channel, is a row error (customers.models.name_clashes, the
-        form's check too: one query for the batch, the existing record named only if the
-        user may view it)."""
+        another customer of that channel, is a row error (customers.models.name_clashes and
+        name_clash_message, the form's check too: one query for the batch, the existing
+        record named only if the user may view it)."""
         channel_widget = self.fields["channel"].widget
         ids = [str(v or "").strip() for v in dataset["ID"]] if "ID" in dataset.headers else [""] * len(dataset)
         names = [str(v or "").strip() for v in dataset["Name"]]
         channels = [channel_widget.cache.get(str(v or "").strip().lower()) for v in dataset["Channel"]]
-        taken = name_clashes([(name, channel.pk) for name, channel in zip(names, channels) if channel], self.user)
+        taken = name_clashes([(name, channel.pk) for name, channel in zip(names, channels) if channel])
         for number, (pk, name, channel) in enumerate(zip(ids, names, channels), start=1):
             if not name or channel is None:
                 continue
             key = (name.lower(), channel.pk)
             if key in self.seen_names:
                 self.batch_errors[number] = {"name": f"“{name}” appears twice in the file for channel {channel}."}
-            elif key in taken and str(taken[key][0]) != pk:
-                self.batch_errors[number] = {"name": name_clash_message(taken[key], channel)}
+            elif key in taken and str(taken[key].pk) != pk:
+                self.batch_errors[number] = {"name": name_clash_message(taken[key], channel, self.user)}
             self.seen_names[key] = pk
 
     # -- a row: query-free checks, the model's rules ---------------------------------------------

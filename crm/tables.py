@@ -80,11 +80,16 @@ def estimated_count(queryset):
 def count(queryset):
     """(count, estimated): exact up to CRM_EXACT_COUNT_LIMIT rows; above it, on PostgreSQL,
     the planner's estimate. Counting every row a restricted user may see reads them all;
-    a grid shows "about N" instead."""
+    a grid shows "about N" instead. The exact count stops after the limit, so deciding costs
+    little, and the planner's guess for a table it has not analysed yet never shows."""
+    limit = settings.CRM_EXACT_COUNT_LIMIT
+    capped = queryset.order_by()[: limit + 1].count()
+    if capped <= limit:
+        return capped, False
     estimate = estimated_count(queryset)
-    if estimate is not None and estimate > settings.CRM_EXACT_COUNT_LIMIT:
-        return int(float(f"{estimate:.2g}")), True   # "about 8,300", not a precise-looking 8,252
-    return queryset.count(), False
+    if estimate is None:
+        return queryset.count(), False
+    return max(int(float(f"{estimate:.2g}")), limit + 1), True   # "about 8,300", not 8,252
 
 
 class CountingPaginator(Paginator):

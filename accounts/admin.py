@@ -11,3 +11,4 @@ class AccountAdmin(OwnedAdmin):
     resource_classes = [AccountResource]
     list_display = ("name", "owner", "business_unit", "created_at")
     search_fields = ("name", "description")
+    autocomplete_fields = ("owner", "referred_by", "default_contact")

@@ -1,15 +1,16 @@
 from django.contrib import admin
 
-from crm.admin import CRMAdmin, OwnedAdmin
+from crm.access import access, restrict
+from crm.admin import CRMAdmin, CRMInline, OwnedAdmin
 
 from . import services
-from .forms import AddressFormSet, EmailFormSet, PhoneFormSet
+from .forms import AddressFormSet, EmailFormSet, PhoneFormSet, colleagues
 from .models import Contact, ContactAddress, ContactCustomerAssignment, ContactEmail, ContactGroup, ContactPhone
 from .resources import ContactGroupResource, ContactResource
 
 
-class ChildInline(admin.TabularInline):
-    extra = 0
+class ChildInline(CRMInline):
+    pass
 
 
 class EmailInline(ChildInline):
@@ -48,6 +49,11 @@ class ContactAdmin(OwnedAdmin):
     readonly_fields = ("email", "phone", "created_at", "updated_at")
     inlines = [EmailInline, PhoneInline, AddressInline, AssignmentInline]
 
+    def restrict_fields(self, request, form):
+        # Assigned to: himself and members of units he may see, as on the app's form.
+        if "assigned_to" in form.fields and not access(request.user).administers:
+            form.fields["assigned_to"].queryset = colleagues(request.user, keep=form.instance.assigned_to_id)
+
     def save_formset(self, request, form, formset, change):
         if issubclass(formset.model, (ContactEmail, ContactPhone, ContactAddress)):
             # The primary flag moves between rows the way the app's form moves it.
@@ -74,3 +80,16 @@ class ContactCustomerAssignmentAdmin(CRMAdmin):
     list_filter = ("type",)
     search_fields = ("contact__first_name", "contact__last_name", "customer__name")
     autocomplete_fields = ("contact", "customer")
+
+    def has_add_permission(self, request, *args):
+        # A contact's assignments are part of the contact: whoever may edit some contact.
+        return access(request.user).may(Contact, "change")
+
+    def has_import_permission(self, request):
+        # No resource of the app's here (the default one knows no rules): superusers only.
+        return request.user.is_active and request.user.is_superuser
+
+    def restrict_fields(self, request, form):
+        # The contact whose assignments change: one he may edit (the customer: one he may view).
+        if "contact" in form.fields:
+            form.fields["contact"].queryset = restrict(Contact.objects.all(), request.user, "change")

@@ -2,51 +2,117 @@
 restricted querysets, form choices, placement checks, share rights and history as the app.
 
 Every CRM admin page derives from CRMAdmin (records) or CRMInline (their parts); the
-organization pages (users, roles, units) are for administrators.
+organization pages (users, roles, units) are for administrators, guardian's raw
+permission pages and Django's groups for superusers.
+
+What each piece answers, all through crm.access:
+- which rows a page, an export, an autocomplete or a delete action reaches: `restrict`
+  (view), then `access(user).can(action, record)` for the record at hand;
+- which records a form or a list filter offers: `restrict_form_fields` and the filters
+  below, a current link he may not view staying without its name;
+- where a record may be placed: the Create / Assign placement sets, checked with
+  `placement_error` against the record as it is in the database (also for a revert);
+- who shares: the app's Share page, where guardian's object-permission pages send him.
 """
-from django.contrib import admin
+import os
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import NestedObjects, get_fields_from_path, quote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db import models, router
 from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
 from guardian.admin import GuardedModelAdminMixin
 from import_export.admin import ImportExportModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from . import services
 from .access import access, is_owned, restrict
 from .filters import visible_owners, visible_units
-from .forms import restrict_form_fields
+from .forms import HIDDEN_LABEL, restrict_form_fields, restricts_choices
 from .models import BusinessUnit, Role, RolePermission, User
 
+# Files a user validated on an admin import page, kept in his session: only those can be
+# confirmed (process_import), so nobody imports a file somebody else uploaded.
+ADMIN_IMPORTS = "crm_admin_imports"
 
-class RestrictedChoicesFilter(admin.RelatedFieldListFilter):
-    """An owner or unit list filter offering only the users or units of records the
-    staff user may view, never the whole organization."""
 
-    choices_of = None
+def parse_pk(value):
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def visible_ids(model, objs, user, action="view"):
+    """Ids among `objs` (records of `model`) the user may <action>: answered from the cached
+    grants for owned records, with one query for the others."""
+    objs = list(objs)
+    if not objs:
+        return set()
+    if hasattr(model, "restrict_queryset") or not is_owned(model):
+        return set(restrict(model._default_manager.filter(pk__in=[o.pk for o in objs]), user, action)
+                   .values_list("pk", flat=True))
+    acc = access(user)
+    return {o.pk for o in objs if acc.can(action, o)}
+
+
+# -- list filters ----------------------------------------------------------------------------
+
+class RestrictedRelatedFilter(admin.RelatedFieldListFilter):
+    """A relation's list filter offering what the grid's filters would: for users and units
+    those of records the staff user may view (never the whole organization), for records
+    only those he may view."""
 
     def field_choices(self, field, request, model_admin):
-        choices = type(self).choices_of(request.user, model_admin.model)
+        related = field.related_model
+        user = request.user
+        if related is get_user_model():
+            choices = visible_owners(user, model_admin.model)
+        elif related is BusinessUnit:
+            choices = visible_units(user, model_admin.model)
+        elif restricts_choices(related):
+            choices = restrict(related._default_manager.all(), user, "view")
+        else:
+            return super().field_choices(field, request, model_admin)
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        if ordering:
+            choices = choices.order_by(*ordering)
         return [(obj.pk, str(obj)) for obj in choices]
 
 
-class OwnerListFilter(RestrictedChoicesFilter):
-    choices_of = staticmethod(visible_owners)
+# -- forms -------------------------------------------------------------------------------------
+
+def attach_error(form, error):
+    """Add a ValidationError to `form`, its messages for fields the form does not have (e.g.
+    a read-only owner) going to the form as a whole."""
+    if hasattr(error, "error_dict"):
+        for name, errors in error.error_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
 
 
-class UnitListFilter(RestrictedChoicesFilter):
-    choices_of = staticmethod(visible_units)
-
-
-def placement_form(form_class, user, model):
+def placement_form(form_class, user, model, model_admin=None, request=None):
     """The admin's model form with the app's rules: record choices restricted, owner and
-    unit offered and checked as the app's create form and Assign do."""
+    unit offered from the Create placement (a new record) or the Assign placement (an
+    existing one), and the placement checked by crm.access against the record as it is in
+    the database, whatever the form's instance says (an old version being reverted to)."""
 
     class PlacedForm(form_class):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             restrict_form_fields(self, user)
+            if model_admin is not None:
+                model_admin.restrict_fields(request, self)
             if not is_owned(model):
                 return
             action = "assign" if self.instance.pk else "create"
@@ -58,18 +124,45 @@ def placement_form(form_class, user, model):
 
         def clean(self):
             data = super().clean()
-            if is_owned(model) and not self.errors:
-                before = None
-                if self.instance.pk:  # as it is now, not as an old version being reverted to says
-                    before = model._default_manager.filter(pk=self.instance.pk).values_list(
-                        "owner_id", "business_unit_id").first()
-                error = access(user).placement_error(self.instance, before)
-                if error is not None:
-                    self.add_error(None, error)
+            if is_owned(model):
+                self.check_placement(data)
             return data
+
+        def check_placement(self, data):
+            owner = data.get("owner") if "owner" in self.fields else self.instance.owner
+            unit = data.get("business_unit") if "business_unit" in self.fields else self.instance.business_unit
+            if owner is None or unit is None:
+                return  # the field's own error says it
+            before = None
+            if self.instance.pk:
+                before = model._default_manager.filter(pk=self.instance.pk).values_list(
+                    "owner_id", "business_unit_id").first()
+            placed = model(pk=self.instance.pk if before else None, owner=owner, business_unit=unit)
+            error = access(user).placement_error(placed, before)
+            if error is not None:
+                attach_error(self, error)
 
     PlacedForm.__name__ = form_class.__name__
     return PlacedForm
+
+
+class MaskedHistoryHelper(HistoricalRecordContextHelper):
+    """History deltas name linked records only when the user may view them."""
+
+    def __init__(self, model, record, user, **kwargs):
+        super().__init__(model, record, **kwargs)
+        self.user = user
+
+    def prepare_delta_change_value(self, change, value):
+        return self.mask(super().prepare_delta_change_value(change, value))
+
+    def mask(self, value):
+        if isinstance(value, (list, tuple)):
+            return [self.mask(v) for v in value]
+        if isinstance(value, models.Model) and restricts_choices(type(value)) and value.pk is not None:
+            if not visible_ids(type(value), [value], self.user):
+                return HIDDEN_LABEL
+        return value
 
 
 class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmin):
@@ -78,8 +171,18 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
     def get_queryset(self, request):
         return restrict(super().get_queryset(request), request.user, "view")
 
+    # -- permissions: the record as it is now ------------------------------------------------
+    def _now(self, request, obj):
+        """The record as it is in the database when `obj` is an old version being shown or
+        reverted (history), so rights never follow an old owner."""
+        current = getattr(request, "_crm_current", None)
+        if obj is not None and current is not None and type(obj) is type(current) and obj.pk == current.pk:
+            return current
+        return obj
+
     def _allowed(self, request, action, obj):
         acc = access(request.user)
+        obj = self._now(request, obj)
         if obj is not None:
             return acc.can(action, obj)
         if hasattr(self.model, "restrict_queryset"):
@@ -103,18 +206,100 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
     def has_delete_permission(self, request, obj=None):
         return self._allowed(request, "delete", obj)
 
+    # -- forms -----------------------------------------------------------------------------
     def get_form(self, request, obj=None, change=False, **kwargs):
-        return placement_form(super().get_form(request, obj, change=change, **kwargs), request.user, self.model)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return placement_form(form, request.user, self.model, self, request)
 
-    def get_list_filter(self, request):
-        swap = {"owner": ("owner", OwnerListFilter), "business_unit": ("business_unit", UnitListFilter)}
-        return [swap.get(f, f) if isinstance(f, str) else f for f in super().get_list_filter(request)]
+    def restrict_fields(self, request, form):
+        """Hook: narrow further fields of the admin's form (e.g. to users he may pick)."""
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if is_owned(self.model):
+            initial.setdefault("owner", request.user.pk)
+            if request.user.primary_unit_id:
+                initial.setdefault("business_unit", request.user.primary_unit_id)
+        return initial
+
+    def get_autocomplete_fields(self, request):
+        """Users are picked from a select of the placement set, not from the users' admin
+        (administrators only); records keep their autocomplete (restricted by the target
+        admin's get_queryset)."""
+        fields = super().get_autocomplete_fields(request)
+        if access(request.user).administers:
+            return fields
+        return [f for f in fields if self.model._meta.get_field(f).related_model is not get_user_model()]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
+        obj = self._now(request, obj)
         if obj is not None and is_owned(self.model) and not access(request.user).can("assign", obj):
             fields += [f for f in ("owner", "business_unit") if f not in fields]
         return fields
+
+    def get_list_filter(self, request):
+        return [self._restricted_filter(f) for f in super().get_list_filter(request)]
+
+    def _restricted_filter(self, spec):
+        if not isinstance(spec, str):
+            return spec
+        try:
+            field = get_fields_from_path(self.model, spec)[-1]
+        except Exception:
+            return spec
+        if getattr(field, "is_relation", False) and field.related_model is not None:
+            return (spec, RestrictedRelatedFilter)
+        return spec
+
+    def save_model(self, request, obj, form, change):
+        obj._history_user = request.user
+        super().save_model(request, obj, form, change)
+
+    # -- delete: never name what he may not view, never delete what he may not delete -----
+    def get_deleted_objects(self, objs, request):
+        try:
+            first = objs[0]
+        except IndexError:
+            return [], {}, set(), []
+        collector = NestedObjects(using=router.db_for_write(first._meta.model), origin=objs)
+        collector.collect(objs)
+        user, site = request.user, self.admin_site
+        found = {}
+        for model, instances in collector.model_objs.items():
+            found.setdefault(model, set()).update(instances)
+        for obj in collector.protected:
+            found.setdefault(type(obj), set()).add(obj)
+        seen = {model: visible_ids(model, objs_, user) for model, objs_ in found.items() if restricts_choices(model)}
+        deletable = {model: visible_ids(model, objs_, user, "delete") for model, objs_ in found.items()
+                     if site.is_registered(model) and isinstance(site.get_model_admin(model), CRMAdmin)}
+        perms_needed = set()
+
+        def describe(obj):
+            model, opts = type(obj), obj._meta
+            label = capfirst(opts.verbose_name)
+            registered = site.is_registered(model)
+            if registered:
+                if model in deletable:
+                    allowed = obj.pk in deletable[model]
+                else:
+                    allowed = site.get_model_admin(model).has_delete_permission(request, obj)
+                if not allowed:
+                    perms_needed.add(opts.verbose_name)
+            if model in seen and obj.pk not in seen[model]:
+                return f"{label}: {HIDDEN_LABEL}"
+            if registered:
+                try:
+                    url = reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_change", None, (quote(obj.pk),))
+                except NoReverseMatch:
+                    return f"{label}: {obj}"
+                return format_html('{}: <a href="{}">{}</a>', label, url, obj)
+            return f"{label}: {obj}"
+
+        to_delete = collector.nested(describe)
+        protected = [describe(obj) for obj in collector.protected]
+        model_count = {model._meta.verbose_name_plural: len(objs_) for model, objs_ in collector.model_objs.items()}
+        return to_delete, model_count, perms_needed, protected
 
     # -- import and export: the app's resources with the user, over the restricted rows ---
     def get_resource_kwargs(self, request, *args, **kwargs):
@@ -129,19 +314,55 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
     def get_export_queryset(self, request):
         return restrict(super().get_export_queryset(request), request.user, "view")
 
+    def get_valid_export_item_pks(self, request):
+        # The posted ids are only a selection within the restricted export queryset; no
+        # need to load every id of the table to validate them.
+        return [pk for pk in map(parse_pk, request.POST.getlist("export_items")) if pk is not None]
+
     def has_import_permission(self, request):
         return access(request.user).may(self.model, "create") or access(request.user).may(self.model, "change")
 
     def has_export_permission(self, request):
         return self.has_view_permission(request)
 
-    def save_model(self, request, obj, form, change):
-        obj._history_user = request.user
-        super().save_model(request, obj, form, change)
+    def get_import_data_kwargs(self, **kwargs):
+        # A confirmed file is validated again with the user's rights of now: any invalid
+        # row, and nothing is written (one transaction).
+        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
 
-    # -- history: of a record he may view; reverting needs edit on the record as it is now --
+    def _import_key(self, name):
+        return f"{self.opts.label_lower}:{os.path.basename(name or '')}"
+
+    def create_confirm_form(self, request, import_form=None):
+        form = super().create_confirm_form(request, import_form)
+        if import_form is not None and form.initial.get("import_file_name"):
+            pending = request.session.get(ADMIN_IMPORTS, [])[-19:]
+            request.session[ADMIN_IMPORTS] = pending + [self._import_key(form.initial["import_file_name"])]
+        return form
+
+    def process_import(self, request, **kwargs):
+        key = self._import_key(request.POST.get("import_file_name"))
+        pending = request.session.get(ADMIN_IMPORTS, [])
+        if request.method == "POST" and key not in pending:
+            raise PermissionDenied("Confirm only a file you validated on this page.")
+        response = super().process_import(request, **kwargs)
+        if request.method == "POST":
+            request.session[ADMIN_IMPORTS] = [k for k in pending if k != key]
+        return response
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():
+            rows = ", ".join(str(row.number) for row in result.invalid_rows[:10])
+            messages.error(request, "Nothing was imported: the file is no longer valid for you"
+                           + (f" (rows {rows})." if rows else ".") + " Upload it again to see why.")
+            return redirect(reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_import"))
+        return super().process_result(result, request)
+
+    # -- history: of a record he may view now; reverting is an edit of the record now ------
     def _current(self, request, object_id, action):
-        obj = restrict(self.model._default_manager.all(), request.user, "view").filter(pk=object_id).first()
+        pk = parse_pk(object_id)
+        obj = None if pk is None else restrict(self.model._default_manager.all(), request.user, "view").filter(
+            pk=pk).first()
         if obj is None:
             raise Http404("No such record.")
         if action != "view" and not access(request.user).can(action, obj):
@@ -149,19 +370,24 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
         return obj
 
     def history_view(self, request, object_id, extra_context=None):
-        self._current(request, object_id, "view")
+        request._crm_current = self._current(request, object_id, "view")
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        self._current(request, object_id, "change")
+        request._crm_current = self._current(request, object_id, "change" if request.method == "POST" else "view")
+        if parse_pk(version_id) is None:
+            raise Http404("No such version.")
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return MaskedHistoryHelper(self.model, historical_record, request.user)
 
     # -- guardian's object permission pages: sharing, with the app's share rights ----------
     def _share_page(self, request, object_pk):
         if request.user.is_superuser:
             return None
-        obj = self._current(request, object_pk, "share") if is_owned(self.model) else None
-        if obj is None:
+        obj = self._current(request, object_pk, "view")  # 404 when he may not even see it
+        if not is_owned(self.model) or not access(request.user).can("share", obj):
             raise PermissionDenied
         return redirect(obj.get_absolute_url() + "share/")
 
@@ -177,8 +403,9 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
 
 
 class CRMInline(admin.TabularInline):
-    """Parts of a record (phones, emails, ...): shown with the record, changed by whoever may
-    edit the record."""
+    """Parts of a record (phones, emails, assignments, ...): shown with the record when he
+    may view it, changed by whoever may edit the record; rows he may not view (e.g. an
+    assignment to a customer of another unit) are left out and kept as they are."""
 
     extra = 0
 
@@ -198,6 +425,18 @@ class CRMInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return self._parent_allows(request, obj, "change")
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if hasattr(self.model, "restrict_queryset"):
+            queryset = restrict(queryset, request.user, "view")
+        return queryset
+
+    def get_autocomplete_fields(self, request):
+        fields = super().get_autocomplete_fields(request)
+        if access(request.user).administers:
+            return fields
+        return [f for f in fields if self.model._meta.get_field(f).related_model is not get_user_model()]
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
@@ -247,7 +486,7 @@ class BusinessUnitAdmin(AdministrationMixin, admin.ModelAdmin):
     list_filter = ("parent",)
 
 
-class RolePermissionInline(admin.TabularInline):
+class RolePermissionInline(AdministrationMixin, admin.TabularInline):
     model = RolePermission
     fields = ("entity", "action", "level")
     extra = 0
@@ -259,6 +498,14 @@ class RoleAdmin(AdministrationMixin, admin.ModelAdmin):
     search_fields = ("name", "description")
     inlines = [RolePermissionInline]
 
+    def has_delete_permission(self, request, obj=None):
+        # The seeded roles come back after every migrate: change their levels instead.
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.preset)
+
+    def delete_queryset(self, request, queryset):
+        for role in queryset:  # one by one: the model's delete() guards the seeded roles
+            role.delete()
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         services.sync_role_holders(form.instance)  # a changed level applies to its holders
@@ -266,6 +513,11 @@ class RoleAdmin(AdministrationMixin, admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(AdministrationMixin, BaseUserAdmin):
+    """Administrators manage users, their units and roles. Raw Django permissions and
+    groups are not on the form, superuser status is read-only for those who are not
+    superusers, and a superuser's account is read-only to them (no password reset, no
+    deactivation, no deletion)."""
+
     list_display = ("username", "first_name", "last_name", "email", "primary_unit", "role_names", "is_active")
     list_filter = ("is_active", "is_staff", "roles", "business_units")
     fieldsets = (
@@ -289,3 +541,36 @@ class UserAdmin(AdministrationMixin, BaseUserAdmin):
         if not request.user.is_superuser:  # an administrator cannot make anyone (himself) a superuser
             fields.append("is_superuser")
         return fields
+
+    def _guards_superuser(self, request, obj):
+        return obj is not None and obj.is_superuser and not request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and not self._guards_superuser(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not self._guards_superuser(request, obj)
+
+
+# Groups carry raw Django permissions: superusers only (units' member groups are managed
+# with the units, roles are Role records).
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin):
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from crm.admin import OwnedAdmin
+from crm.admin import CRMInline, OwnedAdmin
 
 from . import services
 from .forms import EmailFormSet, PhoneFormSet
@@ -8,18 +8,16 @@ from .models import BusinessCustomer, CustomerEmail, CustomerPhone
 from .resources import BusinessCustomerResource
 
 
-class EmailInline(admin.TabularInline):
+class EmailInline(CRMInline):
     model = CustomerEmail
     formset = EmailFormSet
     fields = ("email", "kind", "is_primary")
-    extra = 0
 
 
-class PhoneInline(admin.TabularInline):
+class PhoneInline(CRMInline):
     model = CustomerPhone
     formset = PhoneFormSet
     fields = ("phone", "kind", "is_primary")
-    extra = 0
 
 
 @admin.register(BusinessCustomer)
@@ -31,10 +29,10 @@ class BusinessCustomerAdmin(OwnedAdmin):
     list_filter = ("channel", "business_unit", "currency", "billing_country", "owner", "created_at")
     list_select_related = ("channel", "account", "owner", "business_unit")
     search_fields = ("name", "legal_name", "primary_email", "primary_phone", "account__name")
-    autocomplete_fields = ("owner", "account")
+    autocomplete_fields = ("owner", "account", "primary_contact")
     readonly_fields = ("primary_email", "primary_phone", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "channel", "account", "owner", "business_unit")}),
+        (None, {"fields": ("name", "channel", "account", "primary_contact", "owner", "business_unit")}),
         ("Company details", {"fields": ("legal_name", "registration_number", "registration_date", "tax_number",
                                         "industry", "employees", "website", "lifetime_value", "currency")}),
         ("Billing address", {"fields": ("billing_street", "billing_city", "billing_postal_code", "billing_region",

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
 
-from crm.access import restrict
+from crm.access import restrict, restrict_through
 from crm.models import OwnedModel, TimeStampedModel, share_models
 from customers.models import BusinessCustomer
 
@@ -245,13 +245,17 @@ class ContactCustomerAssignment(TimeStampedModel):
         PRIMARY = "primary", "Primary"
         BILLING = "billing", "Billing"
         LOGISTICS = "logistics", "Logistics"
+        CONTACT = "contact", "Contact"
         DECISION_MAKER = "decision_maker", "Decision maker"
         OTHER = "other", "Other"
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="customer_assignments")
     customer = models.ForeignKey("customers.BusinessCustomer", on_delete=models.CASCADE,
                                  related_name="contact_assignments")
-    type = models.CharField(max_length=20, choices=Type.choices, default=Type.OTHER)
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.CONTACT)
+    # Set on a copy made by the customer's propagation setting: the assignment it came from
+    # (deleting the origin deletes its copies).
+    origin = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="copies")
     history = HistoricalRecords()
 
     class Meta:
@@ -260,6 +264,8 @@ class ContactCustomerAssignment(TimeStampedModel):
         constraints = [
             models.UniqueConstraint(fields=["contact", "customer", "type"], name="contact_customer_type_once",
                                     violation_error_message="The contact already has this role for this customer."),
+            models.UniqueConstraint(fields=["customer"], condition=Q(type="primary"), name="one_primary_contact",
+                                    violation_error_message="This customer already has a primary contact."),
         ]
 
     def __str__(self):
@@ -267,12 +273,12 @@ class ContactCustomerAssignment(TimeStampedModel):
 
     @classmethod
     def restrict_queryset(cls, queryset, user, action):
-        """Seen by whoever sees both the contact and the customer; added or removed by
-        whoever may change the contact (and sees the customer)."""
-        contact_action = "view" if action == "view" else "change"
-        contacts = restrict(Contact.objects.all(), user, contact_action).values("pk")
-        customers = restrict(BusinessCustomer.objects.all(), user, "view").values("pk")
-        return queryset.filter(contact__in=contacts, customer__in=customers)
+        """Seen by whoever sees both the contact and the customer. A role is part of the
+        customer's record: removed by whoever may change the customer (and sees the contact).
+        Giving a contact a role also needs the right to change the contact (contacts.services)."""
+        customer_action = "view" if action == "view" else "change"
+        queryset = restrict_through(queryset, "contact", Contact, user, "view")
+        return restrict_through(queryset, "customer", BusinessCustomer, user, customer_action)
 
     @classmethod
     def of_customer(cls, customer, user):

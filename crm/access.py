@@ -294,6 +294,23 @@ def restrict(queryset, user, action="view"):
     return queryset if cond is None else queryset.filter(cond)
 
 
+def prefixed(q, field):
+    """`q` with every lookup taken through the relation `field` (owner_id -> customer__owner_id)."""
+    out = Q()
+    out.connector, out.negated = q.connector, q.negated
+    out.children = [prefixed(child, field) if isinstance(child, Q) else (f"{field}__{child[0]}", child[1])
+                    for child in q.children]
+    return out
+
+
+def restrict_through(queryset, field, model, user, action="view"):
+    """Rows that follow a parent record (a customer's locations): those whose `field` is a
+    `model` record the user may <action>. The parent's condition is applied through the join,
+    not as `field IN (every record he may see)`, so the cost follows the page, not the table."""
+    cond = access(user).condition(model, action)
+    return queryset if cond is None else queryset.filter(prefixed(cond, field))
+
+
 def get_or_404(queryset, user, action, **lookup):
     """A record the user may not <action> is a 404 when he cannot even see it, else a 403.
     A model with a rule for one record (`allows`) is looked up, then asked."""

@@ -982,7 +982,8 @@ class Builder:
         types = ["primary", "billing", "logistics", "decision_maker", "other"]
         for k, unit in enumerate(["DACH"] * 4 + ["Nordics", "UK & Ireland", "Nordics", "US East", "US West", "US East"]):
             c = contact(FIRST_NAMES[k * 7], LAST_NAMES[k * 11], big, unit, users_of(unit, k))
-            add(ContactCustomerAssignment, None, c, busy, types[k % len(types)], when, when)
+            add(ContactCustomerAssignment, None, c, busy, "primary" if k == 0 else types[1 + k % (len(types) - 1)],
+                when, when)
         # Its 50 activities, by four users over two years.
         ct = ContentType.objects.get_for_model(BusinessCustomer).pk
         for k in range(50):

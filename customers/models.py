@@ -2,7 +2,7 @@ from collections import namedtuple
 
 from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -11,8 +11,8 @@ from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
 
 from channels.models import BUSINESS_CUSTOMER, channel_refusal
-from crm.access import access, restrict
-from crm.models import OwnedModel, share_models
+from crm.access import access, restrict, restrict_through
+from crm.models import OwnedModel, TimeStampedModel, share_models
 
 # ISO 4217 codes offered for the lifetime sales value.
 CURRENCIES = [
@@ -35,6 +35,12 @@ NEGATIVE_VALUE = "The lifetime sales value cannot be negative."
 _NOT_LOADED = object()
 
 
+class Propagation(models.TextChoices):
+    NONE = "none", "No"
+    UP = "up", "Up to the parent companies"
+    DOWN = "down", "Down to the subsidiaries"
+
+
 class BusinessCustomer(OwnedModel):
     """One profile of a client company within one channel, under its account."""
 
@@ -44,7 +50,9 @@ class BusinessCustomer(OwnedModel):
 
     legal_name = models.CharField(max_length=200, blank=True)
     registration_number = models.CharField(max_length=50, blank=True)
+    registration_agency = models.CharField(max_length=200, blank=True)
     registration_date = models.DateField(null=True, blank=True)
+    registration_country = CountryField("country of registration", blank=True)
     tax_number = models.CharField("tax / VAT number", max_length=50, blank=True)
     industry = models.CharField(max_length=100, blank=True)
     employees = models.PositiveIntegerField("number of employees", null=True, blank=True)
@@ -74,6 +82,27 @@ class BusinessCustomer(OwnedModel):
                                          validators=[MinValueValidator(0, message=NEGATIVE_VALUE)])
     currency = models.CharField(max_length=3, choices=CURRENCIES, default=DEFAULT_CURRENCY)
     description = models.TextField(blank=True)
+
+    # Company structure (customers.tree walks it; depth is capped by CRM_MAX_TREE_DEPTH).
+    # PROTECT: deleting a parent must not silently turn its subsidiaries into roots.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children",
+                               verbose_name="parent company")
+    assignment_propagation = models.CharField(
+        "propagate contact assignments", max_length=4, choices=Propagation.choices, default=Propagation.NONE,
+        help_text="New contact assignments are copied up to the parents or down to the subsidiaries.")
+
+    # Purchasing, in the customer's currency (approvals reads these).
+    purchase_limit = models.DecimalField("purchase limit", max_digits=16, decimal_places=2, null=True, blank=True,
+                                         validators=[MinValueValidator(0, message="A purchase limit cannot be negative.")],
+                                         help_text="Per purchase; above it a request needs an Admin's approval.")
+    monthly_budget = models.DecimalField("monthly budget", max_digits=16, decimal_places=2, null=True, blank=True,
+                                         validators=[MinValueValidator(0, message="A monthly budget cannot be negative.")])
+    approval_expiry_days = models.PositiveSmallIntegerField(
+        "approval expiry (days)", default=7, validators=[MinValueValidator(1, message="At least one day."),
+                                                       MaxValueValidator(365, message="At most 365 days.")])
+    # The approval group: when it has members they, and only they, approve the customer's requests.
+    approvers = models.ManyToManyField("contacts.Contact", blank=True, related_name="approver_for",
+                                       verbose_name="approval group")
 
     activities = GenericRelation("activities.Activity")
     history = HistoricalRecords()
@@ -196,8 +225,7 @@ class ContactPoint(models.Model):
     @classmethod
     def restrict_queryset(cls, queryset, user, action):
         """A customer's phones and emails follow the customer: view it, see them; change it, change them."""
-        customers = restrict(BusinessCustomer.objects.all(), user, "view" if action == "view" else "change")
-        return queryset.filter(customer__in=customers.values("pk"))
+        return restrict_through(queryset, "customer", BusinessCustomer, user, "view" if action == "view" else "change")
 
 
 class CustomerEmail(ContactPoint):
@@ -228,6 +256,108 @@ class CustomerPhone(ContactPoint):
 
     def __str__(self):
         return self.phone
+
+
+class CustomerChild(models.Model):
+    """A part of a customer (location, group): seen by who sees the customer, changed by who may change it."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def restrict_queryset(cls, queryset, user, action):
+        return restrict_through(queryset, "customer", BusinessCustomer, user, "view" if action == "view" else "change")
+
+
+class LocationTag(models.Model):
+    """What a location is used for (billing, shipping, pickup, ...): a managed list."""
+
+    name = models.CharField(max_length=40, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Location(CustomerChild, TimeStampedModel):
+    class Type(models.TextChoices):
+        HEADQUARTERS = "headquarters", "Headquarters"
+        OFFICE = "office", "Office"
+        WAREHOUSE = "warehouse", "Warehouse"
+        STORE = "store", "Store"
+
+    customer = models.ForeignKey(BusinessCustomer, on_delete=models.CASCADE, related_name="locations")
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.OFFICE)
+    tags = models.ManyToManyField(LocationTag, blank=True, related_name="locations")
+    street = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField("postal code", max_length=20, blank=True)
+    region = models.CharField(max_length=100, blank=True)
+    country = CountryField(blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True, validators=[phone_validator])
+    history = HistoricalRecords(m2m_fields=[tags])
+
+    class Meta:
+        ordering = ["customer__name", "name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "customer", name="location_name_unique_per_customer",
+                                    violation_error_message="This customer already has a location with this name."),
+        ]
+        indexes = [models.Index(fields=["name"], name="location_name_idx"),
+                   models.Index(fields=["country"], name="location_country_idx")]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("locations:detail", args=[self.pk])
+
+    def search_hint(self):
+        return str(self.customer)
+
+
+class CustomerGroup(CustomerChild, models.Model):
+    """The predefined groups every customer has (customers.services creates them with the
+    customer); a contact of the customer is a member of exactly one. They decide approvals."""
+
+    class Kind(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        BUYER = "buyer", "Buyer"
+        REQUESTER = "requester", "Requester"
+        CONTACT = "contact", "Contact"
+
+    customer = models.ForeignKey(BusinessCustomer, on_delete=models.CASCADE, related_name="groups")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["customer", "kind"]
+        constraints = [models.UniqueConstraint(fields=["customer", "kind"], name="one_group_of_each_kind")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.customer})"
+
+    @property
+    def name(self):
+        return self.get_kind_display()
+
+
+class CustomerGroupMember(models.Model):
+    """A contact's group at a customer: one row per (customer, contact), so one group each."""
+
+    customer = models.ForeignKey(BusinessCustomer, on_delete=models.CASCADE, related_name="group_members")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="customer_groups")
+    group = models.ForeignKey(CustomerGroup, on_delete=models.CASCADE, related_name="members")
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "contact"], name="one_group_per_customer")]
+
+    def __str__(self):
+        return f"{self.contact} in {self.group}"
 
 
 BusinessCustomerUserObjectPermission, BusinessCustomerGroupObjectPermission = share_models(BusinessCustomer, __name__)

@@ -9,7 +9,7 @@ from accounts.models import Account
 from accounts.services import account_section
 from crm.access import access, restrict
 
-from .models import BusinessCustomer, CustomerEmail, CustomerPhone
+from .models import BusinessCustomer, CustomerEmail, CustomerGroup, CustomerPhone
 
 # (child model, its value field, the customer column holding the primary value)
 CONTACT_POINTS = ((CustomerEmail, "email", "primary_email"), (CustomerPhone, "phone", "primary_phone"))
@@ -33,12 +33,22 @@ def save_customer(form, user):
             model, value_field, column = next(c for c in CONTACT_POINTS if c[0] is formset.model)
             setattr(customer, column, formset.primary_value())
         customer._history_user = user
+        created = customer._state.adding
         customer.save()
+        if created:
+            create_predefined_groups([customer.pk])
         form.save_m2m()
         for formset in form.formsets.values():
             formset.instance = customer
             _save_points(formset)
     return customer
+
+
+def create_predefined_groups(customer_ids):
+    """The Admin, Buyer, Requester and Contact groups of new customers: one insert for a whole batch."""
+    CustomerGroup.objects.bulk_create(
+        [CustomerGroup(customer_id=pk, kind=kind) for pk in customer_ids for kind in CustomerGroup.Kind.values],
+        ignore_conflicts=True)
 
 
 def _save_points(formset):

@@ -149,7 +149,7 @@ def grant_everything(obj):
             "group": "Unit: East", "submit_manage_user": "1", "submit_manage_group": "1"}
 
 
-CANNOT_SHARE = [(viewer, key, 404) for viewer in STAFF for key in HIDDEN[viewer]] + [
+CANNOT_SHARE = [(viewer, key, 404) for viewer in STAFF for key in sorted(HIDDEN[viewer])] + [
     ("east_rep", "colleague", 403), ("east_rep", "manager", 403)]
 
 

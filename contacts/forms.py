@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from accounts.models import Account
-from crm.access import access
+from crm.access import access, restrict
 from crm.forms import BootstrapMixin, OwnedForm, restrict_form_fields, use_autocomplete
 from customers.models import BusinessCustomer
 
@@ -230,30 +230,95 @@ class ContactGroupForm(BootstrapMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
 
 
-class AssignmentForm(BootstrapMixin, forms.ModelForm):
-    """Give a contact a role for a business customer of one of its accounts."""
+class RolesField(forms.MultipleChoiceField):
+    """The roles to give at once, as checkboxes (the field keeps the model's name, `type`)."""
 
-    class Meta:
-        model = ContactCustomerAssignment
-        fields = ["customer", "type"]
-        labels = {"type": "Role"}
+    def __init__(self, **kwargs):
+        super().__init__(choices=ContactCustomerAssignment.Type.choices, label="Roles",
+                         widget=forms.CheckboxSelectMultiple, **kwargs)
+        self.error_messages["required"] = "Tick at least one role."
 
-    def __init__(self, *args, contact, user, **kwargs):
-        kwargs.setdefault("instance", ContactCustomerAssignment(contact=contact))
-        super().__init__(*args, **kwargs)
-        self.contact = contact
-        customers = BusinessCustomer.objects.filter(account__in=contact.accounts.values("pk"))
-        self.fields["customer"].queryset = customers.select_related("channel").order_by("name", "channel__name")
-        self.fields["customer"].label_from_instance = lambda c: f"{c.name} ({c.channel})"
-        self.fields["customer"].empty_label = "Choose a customer…"
-        # Built on the contact's page, not by the generic form view: apply its choice rule here.
-        restrict_form_fields(self, user)
+
+class RolesForm(BootstrapMixin, forms.Form):
+    """A contact, a customer and the roles to give him there; subclasses choose which side is fixed."""
+
+    type = RolesField()
+
+    def pair(self, data):
+        raise NotImplementedError
 
     def clean(self):
         data = super().clean()
-        customer, type_ = data.get("customer"), data.get("type")
-        if customer and type_ and ContactCustomerAssignment.objects.filter(
-                contact=self.contact, customer=customer, type=type_).exists():
-            role = ContactCustomerAssignment.Type(type_).label.lower()
-            raise forms.ValidationError(f"{self.contact} already is the {role} contact of {customer}.")
+        contact, customer = self.pair(data)
+        if contact is not None and customer is not None and data.get("type"):
+            refusal = services.assignment_refusal(contact, customer, data["type"], self.user)
+            if refusal:
+                raise forms.ValidationError(refusal)
         return data
+
+    def save(self):
+        contact, customer = self.pair(self.cleaned_data)
+        return services.assign_roles(contact, customer, self.cleaned_data["type"], self.user)
+
+
+class AssignmentForm(RolesForm):
+    """From the contact's page: roles at a business customer of one of its accounts that the
+    user may change."""
+
+    customer = forms.ModelChoiceField(queryset=BusinessCustomer.objects.none())
+    field_order = ["customer", "type"]
+
+    def __init__(self, *args, contact, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.contact, self.user = contact, user
+        customers = BusinessCustomer.objects.filter(account__in=contact.accounts.values("pk"))
+        field = self.fields["customer"]
+        field.queryset = restrict(customers, user, "change").select_related("channel").order_by("name", "channel__name")
+        field.label_from_instance = lambda c: f"{c.name} ({c.channel})"
+        field.empty_label = "Choose a customer…"
+
+    def pair(self, data):
+        return self.contact, data.get("customer")
+
+
+class CustomerAssignmentForm(RolesForm):
+    """From the customer's page: roles for a contact of the customer's account that the user may change."""
+
+    contact = forms.ModelChoiceField(queryset=Contact.objects.none(),
+                                     error_messages={"invalid_choice": "Choose one of the contacts of the "
+                                                                       "customer's account that you may edit."})
+    field_order = ["contact", "type"]
+
+    def __init__(self, *args, customer, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.customer, self.user = customer, user
+        self.fields["contact"].queryset = services.assignable_contacts(customer, user)
+        use_autocomplete(self.fields["contact"], "contacts:assignable", url_args=[customer.pk])
+
+    def pair(self, data):
+        return data.get("contact"), self.customer
+
+
+class ApproversForm(BootstrapMixin, forms.ModelForm):
+    """The customer's approval group, chosen among the contacts with a role at the customer."""
+
+    class Meta:
+        model = BusinessCustomer
+        fields = ["approvers"]
+        widgets = {"approvers": forms.CheckboxSelectMultiple}
+        help_texts = {"approvers": "When it has members, they approve the customer's purchase requests."}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        customer = self.instance
+        field = self.fields["approvers"]
+        field.queryset = Contact.objects.filter(
+            pk__in=ContactCustomerAssignment.objects.filter(customer=customer).values("contact_id")
+        ).order_by("last_name", "first_name", "pk")
+        field.error_messages["invalid_choice"] = "Choose contacts with a role at this customer."
+        # Approvers the user may not see stay in the group without being named.
+        restrict_form_fields(self, user)
+
+    def save(self, commit=True):
+        return services.set_approvers(self.instance, self.cleaned_data["approvers"], self.user)

@@ -281,6 +281,14 @@ class ContactCustomerAssignment(TimeStampedModel):
         return restrict_through(queryset, "customer", BusinessCustomer, user, customer_action)
 
     @classmethod
+    def customer_section(cls, request, customer):
+        """Context of templates/customers/_contacts.html: the customer page reaches it through
+        the relation contacts own, as customers may not import contacts."""
+        from .services import customer_contacts
+
+        return customer_contacts(request, customer)
+
+    @classmethod
     def of_customer(cls, customer, user):
         """[(contact, [role labels])] of a customer, for its record page: only what `user` may view."""
         rows = cls.restrict_queryset(cls.objects.filter(customer=customer), user, "view").select_related("contact")

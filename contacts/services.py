@@ -1,17 +1,21 @@
 """Contact writes that touch more than one row: the contact with its emails, phones and
 addresses, the primary email and phone copied onto the contact row, and the child rows
 of an imported batch. Each runs inside one transaction."""
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import OuterRef, Subquery, Value
+from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.html import format_html, format_html_join
-from simple_history.utils import bulk_update_with_history
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from accounts.models import Account
 from accounts.services import account_section
-from crm.access import restrict
+from crm.access import access, restrict
+from customers.models import BusinessCustomer, CustomerGroup, CustomerGroupMember, Propagation
+from customers.services import create_predefined_groups
+from customers.tree import ancestor_ids, descendant_rows
 
-from .models import Contact, ContactAddress, ContactEmail, ContactPhone
+from .models import Contact, ContactAddress, ContactCustomerAssignment, ContactEmail, ContactPhone
 
 CHUNK = 500  # SQLite caps the number of query parameters
 
@@ -211,20 +215,231 @@ def write_import_children(plans, user):
 
 
 # -- customer assignments ------------------------------------------------------------------------
+# A contact's roles at a customer, the copies the customer's propagation setting makes up or
+# down its subsidiary tree, the contact's group at each customer (one per customer: Contact
+# when he arrives, gone with his last role there) and the customer's approval group.
 
-def assign_customer(form, user):
-    """Save a validated AssignmentForm, its history row naming the user."""
+def _roles_text(types):
+    labels = dict(ContactCustomerAssignment.Type.choices)
+    return ", ".join(labels.get(t, t).lower() for t in types)
+
+
+def assignment_refusal(contact, customer, types, user):
+    """Why `contact` may not get the roles `types` at `customer`, or None: a role he already
+    has there, or a primary contact the customer already has (named only if `user` sees him)."""
+    rows = ContactCustomerAssignment.objects.filter(customer=customer).filter(
+        Q(contact=contact, type__in=types) | Q(type=ContactCustomerAssignment.Type.PRIMARY))
+    rows = list(rows.values_list("contact_id", "type"))
+    held = [t for t in types if (contact.pk, t) in rows]
+    if held:
+        return f"{contact} already has the role{'s' if len(held) > 1 else ''} {_roles_text(held)} at {customer}."
+    holder = next((pk for pk, t in rows if t == ContactCustomerAssignment.Type.PRIMARY), None)
+    if ContactCustomerAssignment.Type.PRIMARY in types and holder is not None:
+        shown = restrict(Contact.objects.filter(pk=holder), user, "view").first()
+        who = f"{shown}" if shown else "a contact you may not see"
+        return (f"{customer} already has a primary contact ({who}); a customer has one primary contact. "
+                f"Remove that role first.")
+    return None
+
+
+def assignable_contacts(customer, user):
+    """Contacts `user` may give a role at `customer`: those of its account he may change."""
+    return restrict(Contact.objects.filter(accounts=customer.account_id), user, "change").order_by(
+        "last_name", "first_name", "pk")
+
+
+def propagation_targets(customer):
+    """Ids of the customers a new role at `customer` is copied to, by its propagation setting."""
+    if customer.assignment_propagation == Propagation.UP:
+        return ancestor_ids(customer.pk)
+    if customer.assignment_propagation == Propagation.DOWN:
+        return [row[0] for row in descendant_rows(customer.pk)]
+    return []
+
+
+def assign_roles(contact, customer, types, user):
+    """Give `contact` the roles `types` at `customer`, copy them to the customers its
+    propagation setting reaches (not where he already has the role, nor a primary where there
+    is one) and put him in the Contact group wherever he has no group yet. Raises
+    ValidationError (nothing written) when the roles cannot be given. Returns the new rows."""
+    types = list(dict.fromkeys(types))
     with transaction.atomic():
-        assignment = form.save(commit=False)
-        assignment._history_user = user
-        assignment.save()
-    return assignment
+        # Serialises role changes per customer, so the primary check below stays true.
+        customer = BusinessCustomer.objects.select_for_update().get(pk=customer.pk)
+        refusal = assignment_refusal(contact, customer, types, user)
+        if refusal:
+            raise ValidationError(refusal)
+        origins = bulk_create_with_history(
+            [ContactCustomerAssignment(contact=contact, customer=customer, type=t) for t in types],
+            ContactCustomerAssignment, default_user=user)
+        targets = propagation_targets(customer)
+        copies = []
+        if targets:
+            taken = set(ContactCustomerAssignment.objects.filter(customer_id__in=targets).filter(
+                Q(contact=contact, type__in=types) | Q(type=ContactCustomerAssignment.Type.PRIMARY))
+                .values_list("customer_id", "contact_id", "type"))
+            primaries = {c for c, _, t in taken if t == ContactCustomerAssignment.Type.PRIMARY}
+            copies = [ContactCustomerAssignment(contact=contact, customer_id=target, type=o.type, origin=o)
+                      for target in targets for o in origins
+                      if (target, contact.pk, o.type) not in taken
+                      and not (o.type == ContactCustomerAssignment.Type.PRIMARY and target in primaries)]
+            copies = bulk_create_with_history(copies, ContactCustomerAssignment, default_user=user,
+                                              default_change_reason=f"Propagated from {customer}")
+        _join_contact_group(contact, [customer.pk] + sorted({c.customer_id for c in copies}), user)
+    return origins + copies
 
 
-def unassign_customer(assignment, user):
+def _join_contact_group(contact, customer_ids, user):
+    create_predefined_groups(customer_ids)  # customers made before the groups existed
+    members = set(CustomerGroupMember.objects.filter(contact=contact, customer_id__in=customer_ids)
+                  .values_list("customer_id", flat=True))
+    groups = dict(CustomerGroup.objects.filter(customer_id__in=customer_ids, kind=CustomerGroup.Kind.CONTACT)
+                  .values_list("customer_id", "pk"))
+    bulk_create_with_history(
+        [CustomerGroupMember(customer_id=c, contact=contact, group_id=groups[c])
+         for c in customer_ids if c not in members], CustomerGroupMember, default_user=user)
+
+
+def unassign_roles(assignments, user):
+    """Remove the roles `assignments` (rows the user may change), with the copies propagation
+    made of them. Where a contact has no role left at a customer he leaves its group and its
+    approval group. Returns the number of roles removed (copies included)."""
     with transaction.atomic():
-        assignment._history_user = user
-        assignment.delete()
+        ids = [a.pk for a in assignments]
+        copies = list(ContactCustomerAssignment.objects.select_for_update().filter(origin_id__in=ids)
+                      .exclude(pk__in=ids))
+        rows = copies + list(ContactCustomerAssignment.objects.select_for_update().filter(pk__in=ids))
+        # Copies first: a cascade from their origin would write history rows naming nobody.
+        for row in rows:
+            row._history_user = user
+            row.delete()
+        pairs = {(row.contact_id, row.customer_id) for row in rows}
+        if pairs:
+            contact_ids, customer_ids = {p[0] for p in pairs}, {p[1] for p in pairs}
+            still = set(ContactCustomerAssignment.objects.filter(contact_id__in=contact_ids,
+                                                                 customer_id__in=customer_ids)
+                        .values_list("contact_id", "customer_id"))
+            gone = pairs - still
+            for member in CustomerGroupMember.objects.filter(contact_id__in=contact_ids, customer_id__in=customer_ids):
+                if (member.contact_id, member.customer_id) in gone:
+                    member._history_user = user
+                    member.delete()
+            approver_links = BusinessCustomer.approvers.through.objects.filter(
+                contact_id__in=contact_ids, businesscustomer_id__in=customer_ids)
+            left = [link for link in approver_links if (link.contact_id, link.businesscustomer_id) in gone]
+            if left:
+                BusinessCustomer.approvers.through.objects.filter(pk__in=[link.pk for link in left]).delete()
+                _approval_group_history(BusinessCustomer.objects.filter(
+                    pk__in={link.businesscustomer_id for link in left}), user, "A member left the approval group")
+    return len(rows)
+
+
+def move_to_group(customer, contact, kind, user):
+    """Put `contact` (who has a role at `customer`) in the customer's group `kind`."""
+    with transaction.atomic():
+        if not ContactCustomerAssignment.objects.filter(customer=customer, contact=contact).exists():
+            raise ValidationError(f"{contact} has no role at {customer}; give him one first.")
+        create_predefined_groups([customer.pk])
+        group = CustomerGroup.objects.get(customer=customer, kind=kind)
+        member = CustomerGroupMember.objects.select_for_update().filter(customer=customer, contact=contact).first()
+        if member is None:
+            member = CustomerGroupMember(customer=customer, contact=contact)
+        elif member.group_id == group.pk:
+            return member
+        member.group = group
+        member._history_user = user
+        member.save()
+    return member
+
+
+def set_approvers(customer, contacts, user):
+    """The customer's approval group becomes `contacts` (the form limits them to contacts
+    with a role at the customer); the customer's history records the change."""
+    with transaction.atomic():
+        before = set(customer.approvers.values_list("pk", flat=True))
+        after = {c.pk for c in contacts}
+        if before == after:
+            return False
+        customer.approvers.set(contacts)
+        # No names in the reason: the history is shown to who may not see every contact.
+        _approval_group_history([customer], user, f"Approval group changed ({len(after)} "
+                                                  f"member{'s' if len(after) != 1 else ''})")
+    return True
+
+
+def _approval_group_history(customers, user, reason):
+    BusinessCustomer.history.bulk_history_create(list(customers), update=True, default_user=user,
+                                                 default_change_reason=reason)
+
+
+# -- record page sections ----------------------------------------------------------------------
+
+def _visible_ids(model, ids, user):
+    ids = set(ids)
+    return set(restrict(model.objects.filter(pk__in=ids), user, "view").values_list("pk", flat=True)) if ids else set()
+
+
+def _via(row, visible_customers):
+    """(name, url) of the customer a propagated role came from; the name is hidden when the
+    user may not see that customer."""
+    if row.origin_id is None:
+        return None
+    origin = row.origin.customer
+    if origin.pk in visible_customers:
+        return {"name": origin.name, "url": origin.get_absolute_url()}
+    return {"name": None, "url": None}
+
+
+def contact_assignments(contact, user):
+    """The contact page's customers: his roles at the customers the user may see, each with
+    where a propagated role came from."""
+    rows = list(ContactCustomerAssignment.restrict_queryset(contact.customer_assignments.all(), user, "view")
+                .select_related("customer__channel", "customer__account", "origin__customer"))
+    visible = _visible_ids(BusinessCustomer, {r.origin.customer_id for r in rows if r.origin_id}, user)
+    ids = {r.customer_id for r in rows}
+    changeable = set(restrict(BusinessCustomer.objects.filter(pk__in=ids), user, "change")
+                     .values_list("pk", flat=True)) if ids else set()
+    for row in rows:
+        row.via = _via(row, visible)
+        row.can_remove = row.customer_id in changeable
+    return rows
+
+
+def customer_contacts(request, customer, limit=100):
+    """Context for templates/customers/_contacts.html: the contacts with a role at `customer`
+    that the user may see, their roles (and where propagated ones came from), their group,
+    the approval group, and the forms of who may change the customer."""
+    from .forms import ApproversForm, CustomerAssignmentForm
+
+    user = request.user
+    rows = list(ContactCustomerAssignment.restrict_queryset(customer.contact_assignments.all(), user, "view")
+                .select_related("contact", "origin__customer")
+                .order_by("contact__last_name", "contact__first_name", "contact_id", "type")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    visible = _visible_ids(BusinessCustomer, {r.origin.customer_id for r in rows if r.origin_id}, user)
+    by_contact = {}
+    for row in rows:
+        row.via = _via(row, visible)
+        by_contact.setdefault(row.contact_id, {"contact": row.contact, "roles": [], "group": None})["roles"].append(row)
+    for member in CustomerGroupMember.objects.filter(customer=customer, contact_id__in=list(by_contact)) \
+            .select_related("group"):
+        by_contact[member.contact_id]["group"] = member.group
+    approvers = list(restrict(customer.approvers.all(), user, "view").order_by("last_name", "first_name"))
+    hidden_approvers = customer.approvers.count() - len(approvers)
+    can_change = access(user).can("change", customer)
+    ctx = {
+        "customer_contacts": list(by_contact.values()),
+        "more_customer_contacts": more,
+        "customer_group_kinds": CustomerGroup.Kind.choices,
+        "approvers": approvers,
+        "hidden_approver_count": hidden_approvers,
+        "can_change_contacts": can_change,
+    }
+    if can_change:
+        ctx["customer_assignment_form"] = CustomerAssignmentForm(customer=customer, user=user)
+        ctx["approvers_form"] = ApproversForm(instance=customer, user=user)
+    return ctx
 
 
 # -- reads other record pages share ------------------------------------------------------------

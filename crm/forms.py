@@ -174,8 +174,9 @@ class AutocompleteMixin:
     fetches matching records the user may see from `<namespace>:autocomplete` (htmx), so
     a form stays small however many accounts or contacts there are."""
 
-    def __init__(self, url_name, attrs=None):
-        self.url_name = url_name
+    def __init__(self, url_name, attrs=None, url_args=(), include=()):
+        # `include`: selectors of other fields sent with the search (e.g. the form's channel).
+        self.url_name, self.url_args, self.include = url_name, tuple(url_args), tuple(include)
         super().__init__(attrs)
 
     def optgroups(self, name, value, attrs=None):
@@ -201,8 +202,9 @@ class AutocompleteMixin:
             '<div class="crm-autocomplete"><input type="search" class="form-control form-control-sm mb-1" '
             'name="q" placeholder="Type to search…" autocomplete="off" aria-label="Search {}" '
             'hx-get="{}" hx-trigger="input changed delay:250ms, search" hx-target="#{}" hx-swap="innerHTML" '
-            'hx-include="#{}" hx-vals=\'{{"field": "{}", "multiple": "{}"}}\'>{}</div>',
-            name, reverse(self.url_name), select_id, select_id, name, int(self.allow_multiple_selected), select,
+            'hx-include="{}" hx-vals=\'{{"field": "{}", "multiple": "{}"}}\'>{}</div>',
+            name, reverse(self.url_name, args=self.url_args), select_id, ", ".join((f"#{select_id}",) + self.include),
+            name, int(self.allow_multiple_selected), select,
         )
 
 
@@ -214,12 +216,12 @@ class AutocompleteSelectMultiple(AutocompleteMixin, forms.SelectMultiple):
     pass
 
 
-def use_autocomplete(field, url_name):
+def use_autocomplete(field, url_name, url_args=(), include=()):
     """Give a (multiple) model choice field the autocomplete widget, keeping its queryset."""
     kind = AutocompleteSelectMultiple if isinstance(field, forms.ModelMultipleChoiceField) else AutocompleteSelect
     attrs = dict(field.widget.attrs)
     attrs.setdefault("class", "form-select")
-    field.widget = kind(url_name, attrs=attrs)
+    field.widget = kind(url_name, attrs=attrs, url_args=url_args, include=include)
     field.widget.choices = field.choices
     return field
 

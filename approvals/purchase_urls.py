@@ -1,0 +1,3 @@
+from .views import PurchaseRequestEntity
+
+urlpatterns, app_name = PurchaseRequestEntity.urls()

@@ -1,0 +1,3 @@
+from .views import ApprovalEntity
+
+urlpatterns, app_name = ApprovalEntity.urls()

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per CPU
 
 .PHONY: venv install run test bench bench-data clean distclean
 
@@ -25,7 +25,10 @@ $(STAMP): pyproject.toml | $(PY)
 run: install
 	DEBUG=1 $(PY) manage.py migrate --noinput
 	DEBUG=1 $(PY) manage.py seed_demo
-	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+	@# Beside the server: approvals past their expiry are closed as Expired (and mailed) every minute.
+	DEBUG=1 sh -c 'trap "kill 0" INT TERM EXIT; \
+		(while sleep 60; do $(PY) manage.py expire_approvals; done) & \
+		$(PY) manage.py runserver 127.0.0.1:8000'
 
 # Uses whatever DATABASE_URL is in the environment (unset = SQLite).
 test: install

@@ -10,6 +10,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.utils import bulk_update_with_history
 
 from crm.access import restrict
+from crm.services import Sections
 
 from .models import Account
 
@@ -18,23 +19,10 @@ MAX_MERGE = 5
 
 # -- the account page: sections of the apps above accounts --------------------------------------
 
-ACCOUNT_SECTIONS = []
-
-
-def account_section(provider):
-    """Register `provider(account, user) -> dict`: context for the account page from an app
-    above accounts (customers' services register the customers per channel, contacts' the
-    contacts), so the account page calls them without importing them. A decorator."""
-    if provider not in ACCOUNT_SECTIONS:
-        ACCOUNT_SECTIONS.append(provider)
-    return provider
-
-
-def account_sections(account, user):
-    context = {}
-    for provider in ACCOUNT_SECTIONS:
-        context.update(provider(account, user))
-    return context
+# Context for the account page from apps above accounts (customers' services register the
+# customers per channel, contacts' the contacts), so the page calls them without importing them.
+account_sections = Sections()
+account_section = account_sections.register
 
 
 # -- merge ---------------------------------------------------------------------------------------

@@ -58,6 +58,11 @@ class ContactAdmin(OwnedAdmin):
         if issubclass(formset.model, (ContactEmail, ContactPhone, ContactAddress)):
             # The primary flag moves between rows the way the app's form moves it.
             services.save_children(formset, form.instance)
+        elif formset.model is ContactCustomerAssignment:
+            # New roles given here get what the app's assignment gives them: propagation, the Contact group.
+            formset.save()
+            for row in formset.new_objects:
+                services.propagate(row.contact, row.customer, [row], request.user)
         else:
             super().save_formset(request, form, formset, change)
 
@@ -80,6 +85,11 @@ class ContactCustomerAssignmentAdmin(CRMAdmin):
     list_filter = ("type",)
     search_fields = ("contact__first_name", "contact__last_name", "customer__name")
     autocomplete_fields = ("contact", "customer")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            services.propagate(obj.contact, obj.customer, [obj], request.user)
 
     def has_add_permission(self, request, *args):
         # A contact's assignments are part of the contact: whoever may edit some contact.

@@ -272,6 +272,15 @@ def assign_roles(contact, customer, types, user):
         origins = bulk_create_with_history(
             [ContactCustomerAssignment(contact=contact, customer=customer, type=t) for t in types],
             ContactCustomerAssignment, default_user=user)
+        return origins + propagate(contact, customer, origins, user)
+
+
+def propagate(contact, customer, origins, user):
+    """What follows new roles `origins` of `contact` at `customer` (also when the admin
+    created them): copies where the customer's propagation setting reaches, and the Contact
+    group wherever he has no group yet. Returns the copies."""
+    with transaction.atomic():
+        types = [o.type for o in origins]
         targets = propagation_targets(customer)
         copies = []
         if targets:
@@ -286,7 +295,7 @@ def assign_roles(contact, customer, types, user):
             copies = bulk_create_with_history(copies, ContactCustomerAssignment, default_user=user,
                                               default_change_reason=f"Propagated from {customer}")
         _join_contact_group(contact, [customer.pk] + sorted({c.customer_id for c in copies}), user)
-    return origins + copies
+    return copies
 
 
 def _join_contact_group(contact, customer_ids, user):

@@ -23,6 +23,7 @@ def seed_records(users, units, out):
             out.write(f"  created account {name}")
     customers = seed_customers(users, channels, accounts, out)
     contacts = seed_contacts(users, accounts, out)
+    seed_b2b(users, channels, accounts, customers, contacts, out)
     return {"channels": channels, "accounts": accounts, "customers": customers, "contacts": contacts}
 
 
@@ -43,6 +44,8 @@ DEMO_CONTACTS = [
      ["r.thorn@soylent.example"], ["+1 555 0140"], "Seattle", "US", ["Newsletter"], None),
     ("Soylent Foods", "west_rep", "Ms.", "Shirl", "Novak", "Accounts Payable",
      ["shirl.novak@soylent.example"], ["+1 555 0141"], "Seattle", "US", [], "r.thorn@soylent.example"),
+    ("Globex Corporation", "east_manager", "Mr.", "Homer", "Simpson", "Safety Inspector",
+     ["homer.simpson@globex.example"], ["+1 555 0103"], "Cypress Creek", "US", [], "lisa.harmon@globex.example"),
     ("Stark Logistics", "west_rep", "", "Virginia", "Potts", "Chief Operating Officer",
      ["v.potts@stark.example", "pepper@stark.example"], ["+1 555 0150"], "Malibu", "US", ["VIP", "Decision makers"], None),
 ]
@@ -182,3 +185,72 @@ def seed_customers(users, channels, accounts, out):
             defaults={"created_by": users[by], "occurred_at": now - timedelta(days=len(DEMO_ACTIVITIES) - number),
                       **fields})
     return customers
+
+
+def seed_b2b(users, channels, accounts, customers, contacts, out):
+    """The B2B company of the demo: Globex Online (Web Store) with a subsidiary, two
+    locations, contacts in its Admin, Buyer and Requester groups, a purchase limit and a
+    monthly budget, one Pending approval (its approvers mailed once, when it is created)
+    and one Expired. Through the services, so groups, history and mails are as in use."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from approvals.models import ApprovalRequest, PurchaseRequest
+    from approvals.services import create_purchase_request, expire_approvals
+    from contacts.models import ContactCustomerAssignment
+    from contacts.services import assign_roles, move_to_group
+    from customers.models import BusinessCustomer, Location, LocationTag
+    from customers.services import create_predefined_groups
+
+    admin, manager = users["admin"], users["east_manager"]
+    create_predefined_groups(BusinessCustomer.objects.values_list("pk", flat=True))
+    company = customers["Globex Online"]
+    if company.purchase_limit is None:
+        company.purchase_limit, company.monthly_budget, company.approval_expiry_days = (
+            Decimal("10000.00"), Decimal("50000.00"), 7)
+        company.assignment_propagation = "down"
+        company._history_user = admin
+        company.save()
+        out.write("  set the purchase limit and monthly budget of Globex Online")
+    subsidiary = BusinessCustomer.objects.filter(name="Globex Online Europe", channel=company.channel).first()
+    if subsidiary is None:
+        subsidiary = BusinessCustomer.objects.create(
+            name="Globex Online Europe", channel=company.channel, account=company.account, owner=manager,
+            business_unit=manager.primary_unit, parent=company, legal_name="Globex Europe B.V.",
+            registration_number="KVK 81234567", registration_agency="Kamer van Koophandel",
+            registration_country="NL", tax_number="NL123456789B01", industry="Manufacturing",
+            primary_email="eu@globex.example", billing_city="Rotterdam", billing_country="NL",
+            purchase_limit=Decimal("5000.00"), currency="USD")
+        create_predefined_groups([subsidiary.pk])
+        out.write("  created business customer Globex Online Europe, a subsidiary of Globex Online")
+    customers["Globex Online Europe"] = subsidiary
+    tags = {t.name: t for t in LocationTag.objects.all()}
+    for name, type_, tag_names, street, city, postal, region in [
+            ("Cypress Creek HQ", "headquarters", ["billing"], "1 Globex Way", "Cypress Creek", "97001", "OR"),
+            ("Portland Warehouse", "warehouse", ["shipping", "pickup"], "88 Dock Road", "Portland", "97203", "OR")]:
+        location, created = Location.objects.get_or_create(
+            customer=company, name=name, defaults={"type": type_, "street": street, "city": city, "postal_code": postal,
+                                                   "region": region, "country": "US"})
+        if created:
+            location.tags.set([tags[t] for t in tag_names if t in tags])
+            out.write(f"  created location {name}")
+    people = {"admin": contacts["hank.scorpio@globex.example"], "buyer": contacts["lisa.harmon@globex.example"],
+              "requester": contacts["homer.simpson@globex.example"]}
+    for kind, contact in people.items():
+        if not ContactCustomerAssignment.objects.filter(contact=contact, customer=company).exclude(type="primary").exists():
+            assign_roles(contact, company, ["billing" if kind == "buyer" else "contact"], admin)
+            out.write(f"  gave {contact} a role at Globex Online")
+        move_to_group(company, contact, kind, admin)
+    if not PurchaseRequest.objects.filter(customer=company).exists():
+        now = timezone.now()
+        expired = create_purchase_request(company, people["requester"], lines=[("Safety goggles", 40, "12.50")],
+                                          comment="For the plant inspection.", user=manager, title="Safety goggles")
+        ApprovalRequest.objects.filter(purchase_request=expired).update(expires_at=now - timedelta(days=1))
+        expire_approvals()
+        pending = create_purchase_request(
+            company, people["requester"], lines=[("Reactor control panel", 1, "14500.00"), ("Installation", 1, "900.00")],
+            comment="Replacement for sector 7G.", user=manager, title="Control panel for sector 7G")
+        out.write(f"  recorded purchase requests {expired} (expired) and {pending} (pending: above the limit, "
+                  f"its approval links were mailed to the customer's Admins; see the server output)")

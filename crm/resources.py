@@ -243,6 +243,11 @@ class CRMResource(resources.ModelResource):
         """Hook: select_related / prefetch_related so an export has no query per row."""
         return queryset
 
+    def export_rows(self, queryset):
+        """The rows the app's export writes: export_queryset's, plus whatever depends on the
+        exporting user (e.g. what he may know about related records)."""
+        return self.export_queryset(queryset)
+
     def export_row(self, obj):
         if not hasattr(self, "_export_fields"):
             self._export_fields = self.get_export_fields()  # the same for every row of a file

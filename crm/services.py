@@ -18,7 +18,27 @@ from simple_history.utils import bulk_update_with_history
 from .access import PRESET_NAMES, SHARE_LEVELS, access, entity_key, governed_models, grant_codename, restrict
 from .models import ACTION_LABELS, ACTIONS, BusinessUnit, BusinessUnitUserObjectPermission, Level, Role, RolePermission
 
-CRM_APPS = ("crm", "channels", "accounts", "customers", "contacts", "activities")
+class Sections:
+    """Record-page context from apps above the page's own app: each registers a provider
+    (a decorator), the page calls the registry with its arguments and gets every provider's
+    context merged, without importing those apps (crm's layering)."""
+
+    def __init__(self):
+        self.providers = []
+
+    def register(self, provider):
+        if provider not in self.providers:
+            self.providers.append(provider)
+        return provider
+
+    def __call__(self, *args):
+        context = {}
+        for provider in self.providers:
+            context.update(provider(*args))
+        return context
+
+
+CRM_APPS = ("crm", "channels", "accounts", "customers", "contacts", "activities", "approvals")
 
 
 # -- roles and unit grants ---------------------------------------------------------------------

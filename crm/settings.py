@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "activities",
     "customers",
     "contacts",
+    "approvals",
 ]
 
 MIDDLEWARE = [
@@ -153,6 +154,8 @@ CRM_IMPORT_MAX_BYTES = int(os.environ.get("CRM_IMPORT_MAX_BYTES", 50 * 1024 * 10
 CRM_EXACT_COUNT_LIMIT = int(os.environ.get("CRM_EXACT_COUNT_LIMIT", 1_000))
 CRM_IMPORT_BATCH_SIZE = 1000  # rows validated and written together (the one batch size)
 CRM_MAX_TREE_DEPTH = int(os.environ.get("CRM_MAX_TREE_DEPTH", 10))  # levels of a subsidiary tree, the root being 1
+# Where approvers' emailed links point when no web request tells (demo data, the expiry job).
+CRM_BASE_URL = os.environ.get("CRM_BASE_URL", "http://127.0.0.1:8000")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000  # mass actions post one field per selected row
 

@@ -20,9 +20,12 @@ urlpatterns = [
     path("channels/", include("channels.urls")),
     path("accounts/", include("accounts.urls")),
     path("customers/", include("customers.urls")),
+    path("locations/", include("customers.location_urls")),
     path("activities/", include("activities.urls")),
     path("contacts/groups/", include("contacts.group_urls")),
     path("contacts/", include("contacts.urls")),
+    path("purchase-requests/", include("approvals.purchase_urls")),
+    path("approvals/", include("approvals.urls")),
     path("roles/", include(role_urls)),
     path("users/", include(user_urls)),
 ]

@@ -104,6 +104,11 @@ class Entity:
         return access(user).administers if cls.administration else access(user).may(cls.model, "create")
 
     @classmethod
+    def may_view(cls, user):
+        """Views some of its records: listed in the top bar and on the home page."""
+        return access(user).may(cls.model, "view")
+
+    @classmethod
     def can_import(cls, user):
         """Import creates or updates: either right opens the import page (rows are checked one by one)."""
         return cls.importable and (cls.can_create(user) or access(user).may(cls.model, "change"))
@@ -117,6 +122,12 @@ class Entity:
     def detail_context(cls, request, obj):
         """Hook: extra sections of the record page."""
         return {}
+
+    @classmethod
+    def autocomplete_queryset(cls, request, queryset):
+        """Hook: narrow an autocomplete's visible records by what the form sent along with
+        the search (e.g. only customers of the chosen channel)."""
+        return queryset
 
     @classmethod
     def form_kwargs(cls, request):
@@ -258,12 +269,13 @@ class RecordView(EntityMixin, TemplateView):
 def history_of(obj, limit=50, user=None):
     """Newest-first history entries with the fields each one changed.
 
-    History keeps related records as ids and choices as codes; both are shown by name,
-    related records only as far as `user` may see them (else as #id)."""
+    History keeps related records as ids (many-to-many ones as link rows) and choices as
+    codes; both are shown by name, related records only as far as `user` may see them (else
+    as #id)."""
     if not hasattr(obj, "history"):
         return []
     records = list(obj.history.select_related("history_user").order_by("-history_date", "-history_id")[: limit + 1])
-    entries, refs = [], []
+    entries, refs, many = [], [], []
     for newer, older in zip(records, records[1:] + [None]):
         changes = []
         if older is not None and newer.history_type == "~":
@@ -273,6 +285,10 @@ def history_of(obj, limit=50, user=None):
                 change_row = [field.verbose_name, change.old, change.new]
                 if field.many_to_one:
                     refs.append((change_row, field.related_model))
+                elif field.many_to_many:
+                    target = field.m2m_reverse_field_name()
+                    change_row[1:] = [[link[target] for link in v or []] for v in change_row[1:]]
+                    many.append((change_row, field.related_model))
                 elif field.choices:
                     labels = dict(field.flatchoices)
                     change_row[1:] = [labels.get(v, v) for v in change_row[1:]]
@@ -281,6 +297,8 @@ def history_of(obj, limit=50, user=None):
     ids = {}
     for change_row, model in refs:
         ids.setdefault(model, set()).update(v for v in change_row[1:] if v is not None)
+    for change_row, model in many:
+        ids.setdefault(model, set()).update(v for values in change_row[1:] for v in values)
     names = {}
     for model, pks in ids.items():  # one query per related model
         related = model._default_manager.filter(pk__in=pks)
@@ -289,6 +307,9 @@ def history_of(obj, limit=50, user=None):
         names[model] = {o.pk: str(o) for o in related}
     for change_row, model in refs:
         change_row[1:] = [None if v is None else names[model].get(v, f"#{v}") for v in change_row[1:]]
+    for change_row, model in many:
+        change_row[1:] = [", ".join(sorted(names[model].get(v, f"#{v}") for v in values)) or None
+                          for values in change_row[1:]]
     return entries[:limit]
 
 
@@ -421,7 +442,7 @@ class AutocompleteView(EntityMixin, View):
         from django.utils.html import format_html, format_html_join
         from django.utils.safestring import mark_safe
 
-        records = self.queryset
+        records = self.entity.autocomplete_queryset(request, self.queryset)
         chosen_ids = parse_ids(request.GET.getlist(request.GET.get("field", "")))
         chosen = list(records.filter(pk__in=chosen_ids)) if chosen_ids else []
         q = request.GET.get("q", "").strip()
@@ -449,7 +470,7 @@ class ExportView(EntityMixin, View):
         if not ordered.query.order_by:
             ordered = ordered.order_by("pk")
         resource = self.entity.resource_class(user=request.user)
-        rows = self.entity.resource_class.export_queryset(ordered)
+        rows = resource.export_rows(ordered)
 
         class Echo:
             def write(self, value):
@@ -543,7 +564,7 @@ class HomeView(LoginRequiredMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         cards = []
         for entity in ENTITIES:
-            if entity.in_navigation and not entity.administration and access(self.request.user).may(entity.model, "view"):
+            if entity.in_navigation and not entity.administration and entity.may_view(self.request.user):
                 total, estimated = count(entity.restricted(self.request.user))
                 cards.append({"entity": entity, "count": total, "estimated": estimated})
         ctx["cards"] = cards

@@ -6,18 +6,39 @@ from channels.models import BUSINESS_CUSTOMER, Channel
 from crm.access import access
 from crm.forms import BootstrapMixin, OwnedForm, use_autocomplete
 
-from .models import BusinessCustomer, CustomerEmail, CustomerPhone, name_clash_message, name_clashes
+from .models import (BusinessCustomer, CustomerEmail, CustomerPhone, Location, LocationTag, name_clash_message,
+                     name_clashes)
+from .tree import parent_refusal
 
 # Sections of the form and of the record page: (title, fields).
 FIELDSETS = [
     ("General", ["name", "channel", "account", "create_account", "primary_contact", "owner", "business_unit"]),
-    ("Company details", ["legal_name", "registration_number", "registration_date", "tax_number", "industry",
-                         "employees", "website", "lifetime_value", "currency"]),
+    ("Company details", ["legal_name", "registration_number", "registration_agency", "registration_date",
+                         "registration_country", "tax_number", "parent", "industry", "employees", "website",
+                         "lifetime_value", "currency"]),
+    ("Purchasing", ["purchase_limit", "monthly_budget", "approval_expiry_days", "assignment_propagation"]),
     ("Billing address", ["billing_street", "billing_city", "billing_postal_code", "billing_region", "billing_country"]),
     ("Shipping address", ["shipping_street", "shipping_city", "shipping_postal_code", "shipping_region",
                           "shipping_country"]),
     ("Description", ["description"]),
 ]
+
+
+def parent_error(customer, parent, channel):
+    """Why `customer` may not have `parent` as its parent company, or None: the one rule of
+    the form and the admin (the import applies parent_refusal to a whole file at once)."""
+    if parent is None:
+        return None
+    if channel is not None and parent.channel_id != channel.pk:
+        return f"The parent company must be a business customer of the same channel ({channel})."
+    return parent_refusal(customer.pk, parent.pk)
+
+
+def channel_move_error(customer, channel):
+    """A customer with subsidiaries keeps its channel: its tree lives in one channel."""
+    if customer.pk and channel is not None and channel.pk != customer.channel_id and customer.children.exists():
+        return "This customer has subsidiaries in its channel; move them first or keep the channel."
+    return None
 
 
 class PrimaryFormSet(BaseInlineFormSet):
@@ -130,6 +151,17 @@ class BusinessCustomerForm(OwnedForm):
         self.fields["website"] = forms.URLField(required=False, assume_scheme="https", label="Website",
                                                 widget=forms.URLInput(attrs={"class": "form-control"}))
         self.fields["lifetime_value"].widget.attrs.update(step="0.01", min="0")
+        for name in ("purchase_limit", "monthly_budget"):
+            self.fields[name].widget.attrs.update(step="0.01", min="0")
+            self.fields[name].help_text = ((self.fields[name].help_text + " ") if self.fields[name].help_text
+                                           else "") + "In the customer's currency."
+        # Left out of a post (older clients, scripts), they keep their value rather than fail.
+        for name in ("approval_expiry_days", "assignment_propagation"):
+            self.fields[name].required = False
+        parent = self.fields["parent"]
+        parent.queryset = BusinessCustomer.objects.exclude(pk=self.instance.pk).order_by("name")
+        parent.help_text = "A business customer of the same channel, if this one is a subsidiary."
+        use_autocomplete(parent, "customers:autocomplete", include=("#id_channel",))
         self.limit_primary_contact(data)
         self.formsets = {
             "emails": EmailFormSetClass(data, instance=self.instance, prefix="emails"),
@@ -160,6 +192,13 @@ class BusinessCustomerForm(OwnedForm):
         valid = super().is_valid()
         return all([fs.is_valid() for fs in self.formsets.values()]) and valid
 
+    def clean_approval_expiry_days(self):
+        value = self.cleaned_data.get("approval_expiry_days")
+        return self.instance.approval_expiry_days if value is None else value
+
+    def clean_assignment_propagation(self):
+        return self.cleaned_data.get("assignment_propagation") or self.instance.assignment_propagation
+
     def clean_primary_contact(self):
         """The current primary contact stays offered (crm.forms keeps a linked record), so a
         customer moved to another account is checked against that account's contacts."""
@@ -180,8 +219,72 @@ class BusinessCustomerForm(OwnedForm):
         elif not data.get("account") and "account" not in self.errors:
             self.add_error("account", "Choose the customer's account, or create a new one named after it.")
         name, channel = data.get("name"), data.get("channel")
+        for field, error in (("parent", parent_error(self.instance, data.get("parent"), channel)),
+                             ("channel", channel_move_error(self.instance, channel))):
+            if error and field not in self.errors:
+                self.add_error(field, error)
         if name and channel:
             clash = name_clashes([(name, channel.pk)]).get((name.strip().lower(), channel.pk))
             if clash is not None and clash.pk != self.instance.pk:
                 self.add_error("name", name_clash_message(clash, channel, self.user))
+        return data
+
+
+class BusinessCustomerAdminForm(forms.ModelForm):
+    """The admin's customer form: the form's company-structure rules."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("approval_expiry_days", "assignment_propagation"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    clean_approval_expiry_days = BusinessCustomerForm.clean_approval_expiry_days
+    clean_assignment_propagation = BusinessCustomerForm.clean_assignment_propagation
+
+    def clean(self):
+        data = super().clean()
+        channel = data.get("channel", self.instance.channel if self.instance.channel_id else None)
+        for field, error in (("parent", parent_error(self.instance, data.get("parent"), channel)),
+                             ("channel", channel_move_error(self.instance, channel))):
+            if error and field not in self.errors:
+                self.add_error(field if field in self.fields else None, error)
+        return data
+
+
+LOCATION_CUSTOMER_REFUSED = "You may not change this customer, so you may not add or move locations to it."
+
+
+class LocationForm(BootstrapMixin, forms.ModelForm):
+    """A customer's location. Its customer is one the user may change: a location is part of
+    the customer's record (crm.forms.restrict_form_fields already hides those he may not view)."""
+
+    class Meta:
+        model = Location
+        fields = ["customer", "name", "type", "tags", "street", "city", "postal_code", "region", "country", "email",
+                  "phone"]
+        widgets = {"tags": forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+                   "street": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, data=None, *args, user, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        self.user = user
+        self.fields["customer"].queryset = BusinessCustomer.objects.order_by("name")
+        use_autocomplete(self.fields["customer"], "customers:autocomplete")
+        self.fields["tags"].queryset = LocationTag.objects.order_by("name")
+        self.fields["tags"].help_text = "What the location is used for; several may apply."
+
+    def clean_customer(self):
+        customer = self.cleaned_data.get("customer")
+        if customer is not None and not access(self.user).can("change", customer):
+            raise forms.ValidationError(LOCATION_CUSTOMER_REFUSED, code="customer_refused")
+        return customer
+
+    def clean(self):
+        data = super().clean()
+        customer, name = data.get("customer"), (data.get("name") or "").strip()
+        if customer is not None and name:
+            taken = Location.objects.filter(customer=customer, name__iexact=name).exclude(pk=self.instance.pk)
+            if taken.exists():
+                self.add_error("name", f"{customer} already has a location named “{name}”.")
         return data

@@ -3,13 +3,14 @@ saving a customer with its phones, emails and (optionally) a new account, and ke
 primary email/phone copied on the customer row in step with its phones and emails."""
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Sum
 
 from accounts.models import Account
 from accounts.services import account_section
 from crm.access import access, restrict
+from crm.services import Sections
 
-from .models import BusinessCustomer, CustomerEmail, CustomerGroup, CustomerPhone
+from .models import BusinessCustomer, CustomerEmail, CustomerGroup, CustomerPhone, Location
 
 # (child model, its value field, the customer column holding the primary value)
 CONTACT_POINTS = ((CustomerEmail, "email", "primary_email"), (CustomerPhone, "phone", "primary_phone"))
@@ -42,6 +43,12 @@ def save_customer(form, user):
             formset.instance = customer
             _save_points(formset)
     return customer
+
+
+# Context for the customer page from apps above customers (approvals' purchasing section),
+# so the page calls them without importing them.
+customer_sections = Sections()
+customer_section = customer_sections.register
 
 
 def create_predefined_groups(customer_ids):
@@ -183,3 +190,52 @@ def account_customers(account, user):
                        "customers": [c for c in shown if c.channel_id == row["channel_id"]]})
     return {"customer_groups": groups, "customer_count": sum(g["count"] for g in groups),
             "customer_shown": len(shown), "lifetime_totals": totals}
+
+
+# -- locations ---------------------------------------------------------------------------------
+
+LOCATION_CHUNK = 500  # SQLite caps the number of query parameters
+
+
+def _chunks(values, size=LOCATION_CHUNK):
+    values = list(values)
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def save_location(form, user):
+    """A location from its form: its customer must be one the user may change (the form says
+    so at the field; checked again here, where the write happens)."""
+    with transaction.atomic():
+        location = form.save(commit=False)
+        if not access(user).can("change", location.customer):
+            raise PermissionDenied("You may not change this customer's locations.")
+        location._history_user = user
+        location.save()
+        form.save_m2m()
+    return location
+
+
+def write_location_tags(locations):
+    """The tags of one imported batch, after its rows were written in bulk (which writes no
+    many-to-many rows): one delete and one insert of links for the locations whose Tags cell
+    changed them (`_tags_changed`, `_final_tags` set by LocationResource), then every written
+    location's links copied onto its newest history row, as a form's save would keep them."""
+    links = Location.tags.through
+    with transaction.atomic():
+        changed = [loc for loc in locations if getattr(loc, "_tags_changed", False)]
+        for part in _chunks(loc.pk for loc in changed):
+            links.objects.filter(location_id__in=part).delete()
+        links.objects.bulk_create([links(location_id=loc.pk, locationtag_id=tag_id)
+                                   for loc in changed for tag_id in loc._final_tags], batch_size=LOCATION_CHUNK)
+        history = Location.history.model
+        tag_history = history._meta.get_field("historicallocation_tags").related_model
+        rows = []
+        for part in _chunks(loc.pk for loc in locations):
+            newest = dict(history.objects.filter(id__in=part).values("id").annotate(newest=Max("history_id"))
+                          .values_list("id", "newest"))
+            rows += [tag_history(id=pk, location_id=location_id, locationtag_id=tag_id, history_id=newest[location_id])
+                     for pk, location_id, tag_id in links.objects.filter(location_id__in=part).values_list(
+                         "pk", "location_id", "locationtag_id")
+                     if location_id in newest]
+        tag_history.objects.bulk_create(rows, batch_size=LOCATION_CHUNK)

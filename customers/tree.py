@@ -49,10 +49,13 @@ def tree_ids(pk):
     return [root] + [row[0] for row in descendant_rows(root)]
 
 
-def parent_refusal(pk, parent_id, parents=None):
+def parent_refusal(pk, parent_id, parents=None, heights=None):
     """Why `pk` (None: a new customer) may not have `parent_id` as parent, or None.
     `parents` ({id: parent id}) overrides the database for customers of the same import
-    file, so a cycle or a too-deep tree across its rows is caught before anything is written."""
+    file, so a cycle or a too-deep tree across its rows is caught before anything is written.
+    `heights` ({id: levels below it}, from subtree_heights) spares the query for `pk`'s
+    subsidiaries, so an import checks a whole batch in a fixed number of queries; its keys
+    may also be an import's stand-ins for new rows, which the database never sees."""
     if parent_id is None:
         return None
     limit = settings.CRM_MAX_TREE_DEPTH
@@ -73,10 +76,91 @@ def parent_refusal(pk, parent_id, parents=None):
             chain.extend(ups)
             break
     height = 0
-    if pk is not None:
+    if heights is not None:
+        height = heights.get(pk, 0)
+    elif pk is not None:
         rows = descendant_rows(pk)
         height = max((depth for _, _, depth in rows), default=0)
     levels = len(chain) + 1 + height
     if levels > limit:
         return f"The subsidiary tree would be {levels} levels deep; at most {limit} are allowed."
     return None
+
+
+def _walk_many(sql, pks):
+    if not pks:
+        return []
+    table = connection.ops.quote_name(BusinessCustomer._meta.db_table)
+    rows = []
+    pks = sorted(set(pks))
+    for i in range(0, len(pks), 500):  # SQLite caps the number of query parameters
+        chunk = pks[i : i + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        with connection.cursor() as cursor:
+            cursor.execute(sql.format(table=table, marks=marks), [*chunk, settings.CRM_MAX_TREE_DEPTH + 1])
+            rows += cursor.fetchall()
+    return rows
+
+
+def ancestor_map(pks):
+    """{id: parent id} of `pks` and all their ancestors (roots map to None): one walk up
+    from many nodes, for parent_refusal's `parents` over a whole import batch."""
+    rows = _walk_many("""
+        WITH RECURSIVE up(id, parent_id, depth) AS (
+            SELECT id, parent_id, 0 FROM {table} WHERE id IN ({marks})
+            UNION ALL
+            SELECT c.id, c.parent_id, up.depth + 1 FROM {table} c JOIN up ON c.id = up.parent_id
+            WHERE up.depth < %s
+        ) SELECT DISTINCT id, parent_id FROM up""", pks)
+    return dict(rows)
+
+
+def subtree_heights(pks):
+    """{id: levels of subsidiaries below it} for `pks` (0 without subsidiaries): one walk down."""
+    rows = _walk_many("""
+        WITH RECURSIVE down(start, id, depth) AS (
+            SELECT id, id, 0 FROM {table} WHERE id IN ({marks})
+            UNION ALL
+            SELECT down.start, c.id, down.depth + 1 FROM {table} c JOIN down ON c.parent_id = down.id
+            WHERE down.depth < %s
+        ) SELECT start, MAX(depth) FROM down GROUP BY start""", pks)
+    return dict(rows)
+
+
+def tree_section(customer, user):
+    """The record page's company structure: the customer's ancestors and subsidiaries as
+    indented nodes, named and linked only where the user may view them. The two walks plus
+    one restricted query for the names, whatever the size of the tree."""
+    from crm.access import restrict
+
+    ancestors = ancestor_ids(customer.pk)[::-1]  # root first
+    below = descendant_rows(customer.pk)
+    ids = ancestors + [row[0] for row in below]
+    visible = {pk: name for pk, name in restrict(BusinessCustomer.objects.filter(pk__in=ids), user, "view")
+               .values_list("pk", "name")} if ids else {}
+
+    def node(pk, level, current=False):
+        name = customer.name if current else visible.get(pk)
+        return {"pk": pk, "name": name, "level": level, "current": current, "hidden": name is None}
+
+    nodes = [node(pk, level) for level, pk in enumerate(ancestors)]
+    nodes.append(node(customer.pk, len(ancestors), current=True))
+    children = {}
+    for pk, parent_id, depth in below:
+        children.setdefault(parent_id, []).append(pk)
+    # Depth first, named siblings by name, hidden ones after them (they have no name to sort by).
+    stack = [(pk, len(ancestors) + 1) for pk in _siblings(children.get(customer.pk, []), visible)][::-1]
+    shown = []
+    while stack and len(shown) < TREE_SHOWN:
+        pk, level = stack.pop()
+        shown.append(node(pk, level))
+        stack.extend((c, level + 1) for c in _siblings(children.get(pk, []), visible)[::-1])
+    return {"tree_nodes": nodes + shown, "tree_more": len(below) - len(shown),
+            "tree_parent": nodes[-2] if ancestors else None, "tree_subsidiaries": len(below)}
+
+
+TREE_SHOWN = 200  # subsidiaries listed on the record page
+
+
+def _siblings(pks, visible):
+    return sorted(pks, key=lambda pk: (pk not in visible, (visible.get(pk) or "").lower(), pk))

@@ -3,11 +3,12 @@ from crm.access import access, restrict
 from crm.views import Entity
 
 from . import services
-from .filters import BusinessCustomerFilter
-from .forms import BusinessCustomerForm
-from .models import BusinessCustomer
-from .resources import BusinessCustomerResource
-from .tables import BusinessCustomerTable
+from .filters import BusinessCustomerFilter, LocationFilter
+from .forms import BusinessCustomerForm, LocationForm
+from .models import BusinessCustomer, Location
+from .resources import BusinessCustomerResource, LocationResource
+from .tables import BusinessCustomerTable, LocationTable
+from .tree import tree_section
 
 
 class CustomerEntity(Entity):
@@ -19,7 +20,7 @@ class CustomerEntity(Entity):
     resource_class = BusinessCustomerResource
     detail_template = "customers/businesscustomer_detail.html"
     form_template = "customers/businesscustomer_form.html"
-    list_select_related = ("channel", "account", "owner", "business_unit")
+    list_select_related = ("channel", "account", "owner", "business_unit", "parent")
     icon = "bi-briefcase"
     protected_message = "This customer is still referenced by other records and cannot be deleted."
 
@@ -40,18 +41,77 @@ class CustomerEntity(Entity):
             "account_visible": access(user).can("view", obj.account),
             "siblings": siblings[:20],
             "more_siblings": len(siblings) > 20,
-            "contacts": cls.contacts_of(request, obj),
             "primary_contact_visible": (obj.primary_contact_id is not None
                                         and access(user).can("view", obj.primary_contact)),
         }
         ctx.update(timeline(obj, user))
+        ctx.update(tree_section(obj, user))
+        ctx.update(obj.contact_assignments.model.customer_section(request, obj))  # contacts' section, no import
+        ctx.update(services.customer_sections(request, obj))
+        ctx.update(location_section(request, obj))
         return ctx
 
     @classmethod
-    def contacts_of(cls, request, obj):
-        """The contacts section: [(contact, [role labels])] the user may view, when the contacts
-        app relates contacts to customers; None hides the list."""
-        related = getattr(obj, "contact_assignments", None)
-        if related is None:
-            return None
-        return related.model.of_customer(obj, request.user)[:50]
+    def autocomplete_queryset(cls, request, queryset):
+        """A parent company is chosen among the customers of the form's channel."""
+        channel = request.GET.get("channel", "")
+        if channel.isascii() and channel.isdigit() and int(channel) < 2**63:
+            return queryset.filter(channel_id=int(channel))
+        return queryset
+
+
+class LocationEntity(Entity):
+    """A customer's locations (customers.models.CustomerChild): seen by who may view the
+    customer, added, changed and removed by who may change it, so roles set no levels of
+    their own for them."""
+
+    model = Location
+    namespace = "locations"
+    form_class = LocationForm
+    table_class = LocationTable
+    filterset_class = LocationFilter
+    resource_class = LocationResource
+    detail_template = "customers/location_detail.html"
+    list_select_related = ("customer",)
+    icon = "bi-geo-alt"
+    in_role_matrix = False
+    searchable = False  # a substring search over every location would not use an index
+
+    @classmethod
+    def queryset(cls):
+        return super().queryset().prefetch_related("tags")
+
+    @classmethod
+    def can_create(cls, user):
+        # Some customer he may change; the form and the import check the customer at hand.
+        return access(user).may(BusinessCustomer, "change")
+
+    @classmethod
+    def may_view(cls, user):
+        return access(user).may(BusinessCustomer, "view")
+
+    @classmethod
+    def form_kwargs(cls, request):
+        """`?customer=<pk>` (the customer page's "Add location") preselects the customer."""
+        customer = request.GET.get("customer", "")
+        initial = {"customer": int(customer)} if customer.isascii() and customer.isdigit() and int(
+            customer) < 2**63 else {}
+        return {"user": request.user, "initial": initial}
+
+    @classmethod
+    def save(cls, form, user):
+        return services.save_location(form, user)
+
+    @classmethod
+    def detail_context(cls, request, obj):
+        return {"tags": list(obj.tags.all())}
+
+
+LOCATIONS_ON_PAGE = 50
+
+
+def location_section(request, customer):
+    """The Locations section of the customer page: whoever sees the customer sees them all."""
+    locations = list(customer.locations.prefetch_related("tags").order_by("name")[: LOCATIONS_ON_PAGE + 1])
+    return {"locations": locations[:LOCATIONS_ON_PAGE], "more_locations": len(locations) > LOCATIONS_ON_PAGE,
+            "can_add_location": access(request.user).can("change", customer)}

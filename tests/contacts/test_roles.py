@@ -373,3 +373,16 @@ def test_customer_page_queries_do_not_grow_with_its_contacts(org, client_for):
     add(8)
     many, page = count_queries(lambda: client.get(url))
     assert many == few and page.content.decode().count("Busy") >= 10
+
+
+def test_roles_given_in_the_admin_propagate_and_join_the_contact_group(org, client_for, tree):
+    root, middle, leaf = tree
+    root.assignment_propagation = "down"
+    root.save()
+    admin = org.user("admin")
+    contact = contact_of(org, "east_rep", "Adminmade", root)
+    response = client_for(admin).post(reverse("admin:contacts_contactcustomerassignment_add"),
+                                      {"contact": contact.pk, "customer": root.pk, "type": "billing"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert roles(contact, root) == roles(contact, middle) == roles(contact, leaf) == ["billing"]
+    assert group_of(contact, root) == group_of(contact, leaf) == "contact"

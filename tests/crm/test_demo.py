@@ -69,3 +69,25 @@ def test_demo_organization_follows_the_access_rules(monkeypatch):
     east = set(Account.objects.filter(business_unit__name="East").values_list("name", flat=True))
     assert west and east
     assert visible == east
+
+
+def test_demo_has_the_b2b_company(monkeypatch, mailoutbox):
+    from approvals.models import ApprovalRequest, Status
+    from customers.models import BusinessCustomer, CustomerGroupMember
+
+    seed(monkeypatch)
+    company = BusinessCustomer.objects.get(name="Globex Online")
+    assert company.purchase_limit and company.monthly_budget
+    assert list(company.children.values_list("name", flat=True)) == ["Globex Online Europe"]
+    assert company.locations.count() == 2
+    assert set(company.groups.values_list("kind", flat=True)) == {"admin", "buyer", "requester", "contact"}
+    kinds = set(CustomerGroupMember.objects.filter(customer=company).values_list("group__kind", flat=True))
+    assert {"admin", "buyer", "requester"} <= kinds
+    shown = list(ApprovalRequest.objects.filter(customer=company).values_list("current_status", flat=True))
+    assert sorted(shown) == [Status.EXPIRED, Status.PENDING]
+    links = [m for m in mailoutbox if "/approvals/respond/" in m.body]
+    assert links, "the pending approval's approvers are mailed when the demo is created"
+    sent = len(mailoutbox)
+    seed(monkeypatch)
+    assert len(mailoutbox) == sent, "a second run mails nothing"
+    assert ApprovalRequest.objects.filter(customer=company).count() == 2

@@ -1,6 +1,6 @@
 """The apps are layers: an app imports only the apps below it, so there is no import cycle.
 
-    crm  <-  activities  <-  channels  <-  accounts  <-  customers  <-  contacts
+    crm  <-  activities  <-  channels  <-  accounts  <-  customers  <-  contacts  <-  approvals
 
 crm is the shared core; activities attach to any record without importing its app. An app
 that needs a higher app's records reads them through the relation the higher app owns
@@ -18,7 +18,7 @@ from django.apps import apps
 
 ROOT = Path(__file__).resolve().parents[2]
 
-LAYERS = ["crm", "activities", "channels", "accounts", "customers", "contacts"]
+LAYERS = ["crm", "activities", "channels", "accounts", "customers", "contacts", "approvals"]
 
 # Modules of crm that assemble the whole project rather than serve the apps: they may import any app.
 COMPOSITION = ("crm.bench", "crm.demo", "crm.management")

@@ -3,7 +3,7 @@ import factory
 from factory.django import DjangoModelFactory
 
 from activities.models import Activity
-from customers.models import BusinessCustomer, CustomerEmail, CustomerPhone
+from customers.models import BusinessCustomer, CustomerEmail, CustomerPhone, Location, LocationTag
 from tests.factories import AccountFactory, BusinessUnitFactory, ChannelFactory, UserFactory
 
 
@@ -59,3 +59,29 @@ class ActivityFactory(DjangoModelFactory):
     subject = factory.Sequence(lambda n: f"Note {n}")
     body = "Discussed the renewal."
     created_by = factory.LazyAttribute(lambda o: o.target.owner)
+
+
+def location_tag(name):
+    """One of the seeded location tags (billing, shipping, pickup, delivery, returns)."""
+    return LocationTag.objects.get_or_create(name=name)[0]
+
+
+class LocationFactory(DjangoModelFactory):
+    """A warehouse of `customer` (a new customer by default) in Hamburg; `tags` names tags."""
+
+    class Meta:
+        model = Location
+        skip_postgeneration_save = True
+
+    customer = factory.SubFactory(BusinessCustomerFactory)
+    name = factory.Sequence(lambda n: f"Location {n}")
+    type = Location.Type.WAREHOUSE
+    street = "Hafenstraße 1"
+    city = "Hamburg"
+    postal_code = "20457"
+    country = "DE"
+
+    @factory.post_generation
+    def tags(self, create, names, **kwargs):
+        if create and names:
+            self.tags.set([location_tag(n) for n in names])

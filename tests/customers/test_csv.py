@@ -17,7 +17,7 @@ from .factories import BusinessCustomerFactory, CustomerEmailFactory, CustomerPh
 COLUMNS = ["ID", "Name", "Channel", "Account", "Owner", "Business Unit", "Legal Name", "Tax Number", "Email", "Phone",
            "Website", "Billing Street", "Billing City", "Billing Postal Code", "Billing Region", "Billing Country",
            "Shipping Street", "Shipping City", "Shipping Postal Code", "Shipping Region", "Shipping Country",
-           "Lifetime Value", "Currency"]
+           "Lifetime Value", "Currency", "Parent", "Purchase Limit", "Monthly Budget", "Approval Expiry Days"]
 
 
 @pytest.fixture
@@ -175,3 +175,133 @@ def test_import_of_another_units_account_name_by_id_keeps_the_customers_account(
     report = run(org.user("admin"), [["ID", "Name", "Channel", "Account"],
                                      [customer.pk, "Shared", "Direct Sales", customer.account.name]])
     assert report.ok and report.skip == 1
+
+
+# -- company structure and purchasing columns ---------------------------------------------------
+
+OLD_COLUMNS = COLUMNS[:23]
+
+
+def test_parent_and_purchasing_round_trip(org, client_for, direct):
+    rep = org.user("east_rep")
+    parent = BusinessCustomerFactory(name="Round Holding", owner=rep, business_unit=rep.primary_unit, channel=direct)
+    BusinessCustomerFactory(name="Round Daughter", owner=rep, business_unit=rep.primary_unit, channel=direct,
+                            parent=parent, purchase_limit=Decimal("2500.00"), monthly_budget=None,
+                            approval_expiry_days=3)
+    west = org.user("west_rep")
+    hidden = BusinessCustomerFactory(name="Hidden Holding", owner=west, business_unit=west.primary_unit,
+                                     channel=direct)
+    kept = BusinessCustomerFactory(name="Under Hidden", owner=rep, business_unit=rep.primary_unit, channel=direct,
+                                   parent=hidden)
+    client = client_for(rep)
+    headers, rows = export_csv(client, "customers")
+    by_name = {r[1]: dict(zip(headers, r)) for r in rows}
+    daughter = by_name["Round Daughter"]
+    assert (daughter["Parent"], daughter["Purchase Limit"], daughter["Monthly Budget"],
+            daughter["Approval Expiry Days"]) == ("Round Holding", "2500.00", "", "3")
+    assert by_name["Under Hidden"]["Parent"] == ""  # not his to see
+    assert "Hidden Holding" not in by_name
+    response = upload(client, "customers", csv_bytes([headers] + rows))
+    report = report_of(response)
+    assert response.status_code == 200, row_errors(response)
+    assert (report.new, report.update, report.skip) == (0, 0, 3)
+    confirm(client, "customers", response)
+    kept.refresh_from_db()
+    assert kept.parent == hidden  # a blank cell keeps a parent he may not view
+
+
+def test_file_without_the_new_columns_leaves_them_unchanged(org, direct):
+    rep = org.user("east_rep")
+    parent = BusinessCustomerFactory(name="Old Holding", owner=rep, business_unit=rep.primary_unit, channel=direct)
+    child = BusinessCustomerFactory(name="Old Daughter", owner=rep, business_unit=rep.primary_unit, channel=direct,
+                                    parent=parent, purchase_limit=Decimal("10.00"), monthly_budget=Decimal("99.00"),
+                                    approval_expiry_days=21)
+    row = dict.fromkeys(OLD_COLUMNS, "")
+    row.update({"ID": child.pk, "Name": "Old Daughter Renamed", "Channel": "Direct Sales",
+                "Account": child.account.name, "Currency": "USD", "Lifetime Value": "1000"})
+    report = run(rep, [OLD_COLUMNS, [row[c] for c in OLD_COLUMNS]], dry_run=False)
+    assert report.ok and report.update == 1, errors_of(report)
+    child.refresh_from_db()
+    assert child.name == "Old Daughter Renamed"
+    assert (child.parent_id, child.purchase_limit, child.monthly_budget, child.approval_expiry_days) == (
+        parent.pk, Decimal("10.00"), Decimal("99.00"), 21)
+
+
+def test_parents_created_earlier_in_the_file_and_groups(org, direct, settings):
+    settings.CRM_IMPORT_BATCH_SIZE = 2  # parents in this batch and in earlier ones
+    rep = org.user("east_rep")
+    header = ["ID", "Name", "Channel", "Account", "Parent", "Purchase Limit", "Approval Expiry Days"]
+    rows = [header, ["", "Top", "Direct Sales", "Tree Group", "", "100", ""],
+            ["", "Mid", "Direct Sales", "Tree Group", "top", "", "9"],
+            ["", "Leaf", "Direct Sales", "Tree Group", "Mid", "", ""],
+            ["", "Leaf Sibling", "Direct Sales", "Tree Group", "Mid", "", ""],
+            ["", "Leaf Child", "Direct Sales", "Tree Group", "Leaf Sibling", "", ""]]
+    report = run(rep, rows, dry_run=False)
+    assert report.ok and report.new == 5, errors_of(report)
+    got = {c.name: c for c in BusinessCustomer.objects.select_related("parent")}
+    assert got["Top"].parent is None and got["Mid"].parent == got["Top"] and got["Leaf"].parent == got["Mid"]
+    assert got["Leaf Child"].parent == got["Leaf Sibling"]
+    assert (got["Top"].purchase_limit, got["Top"].approval_expiry_days, got["Mid"].approval_expiry_days) == (
+        Decimal("100.00"), 7, 9)
+    from customers.models import CustomerGroup
+
+    assert CustomerGroup.objects.filter(customer__in=got.values()).count() == 5 * 4
+    assert got["Leaf Child"].history.first().parent_id == got["Leaf Sibling"].pk
+
+
+def test_parent_errors_are_row_errors_and_nothing_is_written(org, direct, settings):
+    settings.CRM_MAX_TREE_DEPTH = 3
+    rep = org.user("east_rep")
+    a = BusinessCustomerFactory(name="Alpha", owner=rep, business_unit=rep.primary_unit, channel=direct)
+    b = BusinessCustomerFactory(name="Beta", owner=rep, business_unit=rep.primary_unit, channel=direct, parent=a)
+    west = org.user("west_rep")
+    BusinessCustomerFactory(name="West Only", owner=west, business_unit=west.primary_unit, channel=direct)
+    web = ChannelFactory(name="Web Store", type="commerce")
+    BusinessCustomerFactory(name="Web Holding", owner=rep, business_unit=rep.primary_unit, channel=web)
+    header = ["ID", "Name", "Channel", "Account", "Parent"]
+    rows = [header,
+            [a.pk, "Alpha", "Direct Sales", a.account.name, "Beta"],          # 2: cycle with the database
+            ["", "Gamma", "Direct Sales", "G", "Nobody"],                    # 3: unknown
+            ["", "Delta", "Direct Sales", "G", "West Only"],                 # 4: hidden = unknown
+            ["", "Epsilon", "Direct Sales", "G", "Web Holding"],             # 5: another channel
+            ["", "Zeta", "Direct Sales", "G", "Later Row"],                  # 6: a later row is not earlier
+            ["", "Later Row", "Direct Sales", "G", ""],
+            ["", "Eta", "Direct Sales", "G", "Beta"],                        # 8: fine (3 levels)
+            ["", "Theta", "Direct Sales", "G", "Eta"],                       # 9: 4 levels across rows
+            ["", "Iota", "Direct Sales", "G", "Iota"]]                       # 10: its own parent
+    report = run(rep, rows, dry_run=False)
+    errors = {row: message for row, column, message in errors_of(report) if column == "Parent"}
+    assert set(errors) == {2, 3, 4, 5, 6, 9, 10}, errors_of(report)
+    assert "cycle" in errors[2] and "cycle" in errors[10]
+    assert "Unknown parent company 'Nobody'" in errors[3] and "West Only" in errors[4]
+    assert "4 levels deep; at most 3" in errors[9]
+    assert not report.written and BusinessCustomer.objects.count() == 4
+    a.refresh_from_db()
+    assert a.parent_id is None
+
+
+def test_cycle_across_rows_of_one_file(org, direct):
+    rep = org.user("east_rep")
+    x = BusinessCustomerFactory(name="Ex", owner=rep, business_unit=rep.primary_unit, channel=direct)
+    y = BusinessCustomerFactory(name="Why", owner=rep, business_unit=rep.primary_unit, channel=direct)
+    header = ["ID", "Name", "Channel", "Account", "Parent"]
+    rows = [header, [x.pk, "Ex", "Direct Sales", x.account.name, "Why"],
+            [y.pk, "Why", "Direct Sales", y.account.name, "Ex"]]
+    report = run(rep, rows, dry_run=False)
+    # Applied in order: the row that closes the cycle is the one refused.
+    assert {(row, column) for row, column, _ in errors_of(report)} == {(3, "Parent")}
+    assert all("cycle" in message for _, _, message in errors_of(report))
+    assert not BusinessCustomer.objects.filter(parent__isnull=False).exists()
+
+
+def test_purchasing_values_are_checked(org, direct):
+    rep = org.user("east_rep")
+    header = ["ID", "Name", "Channel", "Account", "Purchase Limit", "Monthly Budget", "Approval Expiry Days"]
+    rows = [header, ["", "Neg", "Direct Sales", "P", "-5", "", ""],
+            ["", "Comma", "Direct Sales", "P", "", "12,5", ""],
+            ["", "Days", "Direct Sales", "P", "", "", "0"],
+            ["", "Text", "Direct Sales", "P", "", "", "soon"]]
+    report = run(rep, rows)
+    got = {(row, column) for row, column, _ in errors_of(report)}
+    assert got == {(2, "Purchase Limit"), (3, "Monthly Budget"), (4, "Approval Expiry Days"),
+                   (5, "Approval Expiry Days")}, errors_of(report)

@@ -8,4 +8,5 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         count = expire_approvals()
-        self.stdout.write(f"Expired {count} approval request{'s' if count != 1 else ''}.")
+        if count or options["verbosity"] > 1:  # quiet when run every minute with nothing to do
+            self.stdout.write(f"Expired {count} approval request{'s' if count != 1 else ''}.")

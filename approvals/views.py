@@ -76,6 +76,7 @@ class ApprovalEntity(CustomerChildEntity):
     detail_template = "approvals/approvalrequest_detail.html"
     list_select_related = ("customer", "requester", "purchase_request")
     icon = "bi-check2-square"
+    deletable = False
 
     @classmethod
     def can_create(cls, user):

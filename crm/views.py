@@ -57,6 +57,7 @@ class Entity:
     in_role_matrix = True            # roles set its access levels (else: see `administration`)
     administration = False           # managed by administrators only (users, roles)
     importable = True                # has the import pages
+    deletable = True                 # users may delete records (as their roles allow)
     protected_message = None         # why a record others still reference cannot be deleted
 
     def __init_subclass__(cls, **kwargs):

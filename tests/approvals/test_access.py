@@ -191,3 +191,8 @@ def test_hidden_customers_requests_stay_out_of_the_customer_page(org, client_for
     assert east.get(f"/customers/{other.pk}/").status_code == 404
     pks, body = grid_rows(east.get("/purchase-requests/", {"q": word}))
     assert f"{word} Theirs" not in body and len(pks) == 1
+
+
+def test_the_approvals_grid_offers_no_delete(org, client_for):
+    page = client_for(org.user("admin")).get("/approvals/").content.decode()
+    assert "mass_delete" not in page and "/approvals/delete/" not in page

@@ -4,6 +4,29 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def one_primary_per_customer(apps, schema_editor):
+    """Before the constraint: where a customer has several primary contacts, the oldest
+    assignment stays primary and the others become plain Contact roles (or go, where the
+    contact has that role there already). Nobody loses his link to the customer."""
+    from django.db.models import Count
+
+    Assignment = apps.get_model("contacts", "ContactCustomerAssignment")
+    customers = list(Assignment.objects.filter(type="primary").values("customer_id")
+                     .annotate(n=Count("id")).filter(n__gt=1).values_list("customer_id", flat=True))
+    for start in range(0, len(customers), 1000):
+        rows = Assignment.objects.filter(type="primary", customer_id__in=customers[start:start + 1000]).order_by("pk")
+        seen, demote = set(), []
+        for row in rows:
+            if row.customer_id in seen:
+                demote.append(row)
+            seen.add(row.customer_id)
+        held = set(Assignment.objects.filter(type="contact", contact_id__in={r.contact_id for r in demote},
+                                             customer_id__in=seen).values_list("contact_id", "customer_id"))
+        Assignment.objects.filter(pk__in=[r.pk for r in demote if (r.contact_id, r.customer_id) in held]).delete()
+        Assignment.objects.filter(pk__in=[r.pk for r in demote if (r.contact_id, r.customer_id) not in held]).update(
+            type="contact")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -32,8 +55,5 @@ class Migration(migrations.Migration):
             name='type',
             field=models.CharField(choices=[('primary', 'Primary'), ('billing', 'Billing'), ('logistics', 'Logistics'), ('contact', 'Contact'), ('decision_maker', 'Decision maker'), ('other', 'Other')], default='contact', max_length=20),
         ),
-        migrations.AddConstraint(
-            model_name='contactcustomerassignment',
-            constraint=models.UniqueConstraint(condition=models.Q(('type', 'primary')), fields=('customer',), name='one_primary_contact', violation_error_message='This customer already has a primary contact.'),
-        ),
+        migrations.RunPython(one_primary_per_customer, migrations.RunPython.noop),
     ]

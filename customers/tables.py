@@ -13,7 +13,7 @@ class BusinessCustomerTable(OwnedTable):
     name = tables.Column(linkify=True)
     channel = tables.Column(accessor="channel__name", verbose_name="Channel", order_by=("channel__name",))
     account = tables.Column(accessor="account__name", verbose_name="Account", order_by=("account__name",))
-    # The parent row comes with the grid's select_related; who may view it is answered from
+    # The parent rows come by one prefetch per page (CustomerEntity.queryset); who may view one is answered from
     # the user's cached grants, so the column costs no query per row.
     parent = tables.Column(accessor="parent", verbose_name="Parent", order_by=("parent__name",))
     primary_email = tables.EmailColumn(verbose_name="Email")

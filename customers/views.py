@@ -1,3 +1,5 @@
+from django.db.models import Prefetch
+
 from activities.services import timeline
 from crm.access import access, restrict
 from crm.views import Entity
@@ -20,9 +22,17 @@ class CustomerEntity(Entity):
     resource_class = BusinessCustomerResource
     detail_template = "customers/businesscustomer_detail.html"
     form_template = "customers/businesscustomer_form.html"
-    list_select_related = ("channel", "account", "owner", "business_unit", "parent")
+    list_select_related = ("channel", "account", "owner", "business_unit")
     icon = "bi-briefcase"
     protected_message = "This customer is still referenced by other records and cannot be deleted."
+
+    @classmethod
+    def queryset(cls):
+        # The parent comes by a second query per page, not a join: joining it made PostgreSQL
+        # walk the whole primary key for a search instead of the trigram indexes (measured: 1.7 s
+        # instead of 40 ms at a million customers).
+        parents = BusinessCustomer.objects.only("id", "name", "owner_id", "business_unit_id")
+        return super().queryset().prefetch_related(Prefetch("parent", queryset=parents))
 
     @classmethod
     def save(cls, form, user):

@@ -243,9 +243,10 @@ class RolesForm(BootstrapMixin, forms.Form):
     """A contact, a customer and the roles to give him there; subclasses choose which side is fixed."""
 
     type = RolesField()
+    contact = customer = None  # the side the page fixes; the other is a field of the subclass
 
     def pair(self, data):
-        raise NotImplementedError
+        return self.contact or data.get("contact"), self.customer or data.get("customer")
 
     def clean(self):
         data = super().clean()
@@ -277,9 +278,6 @@ class AssignmentForm(RolesForm):
         field.label_from_instance = lambda c: f"{c.name} ({c.channel})"
         field.empty_label = "Choose a customer…"
 
-    def pair(self, data):
-        return self.contact, data.get("customer")
-
 
 class CustomerAssignmentForm(RolesForm):
     """From the customer's page: roles for a contact of the customer's account that the user may change."""
@@ -294,9 +292,6 @@ class CustomerAssignmentForm(RolesForm):
         self.customer, self.user = customer, user
         self.fields["contact"].queryset = services.assignable_contacts(customer, user)
         use_autocomplete(self.fields["contact"], "contacts:assignable", url_args=[customer.pk])
-
-    def pair(self, data):
-        return data.get("contact"), self.customer
 
 
 class ApproversForm(BootstrapMixin, forms.ModelForm):

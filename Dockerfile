@@ -16,6 +16,8 @@ RUN pip install .
 RUN useradd --system --create-home --uid 10001 app && chown app:app /app
 COPY --chown=app:app . .
 USER app
+# Uploads, exports and job progress (a volume shared by web and worker; or S3, see README).
+RUN mkdir -p /app/media
 
 # Static files are collected at build time; the SECRET_KEY here is a throwaway
 # that exists only for this RUN step and is not kept in the image.

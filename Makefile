@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml | $(PY)
 run: install
 	DEBUG=1 $(PY) manage.py migrate --noinput
 	DEBUG=1 $(PY) manage.py seed_demo
-	@# Beside the server: approvals past their expiry are closed as Expired (and mailed) every minute.
+	@# Beside the server: the job worker (imports, large exports), and approvals past their
+	@# expiry closed as Expired (and mailed) every minute.
 	DEBUG=1 sh -c 'trap "kill 0" INT TERM EXIT; \
+		$(PY) manage.py db_worker --no-reload & \
 		(while sleep 60; do $(PY) manage.py expire_approvals; done) & \
 		$(PY) manage.py runserver 127.0.0.1:8000'
 

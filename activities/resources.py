@@ -4,10 +4,13 @@ record the user may not view is refused, exactly like an unknown one."""
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.db.models import CharField, F, Value
+from django.db.models.functions import Concat
 from import_export import fields, widgets
 
 from channels.resources import ChoiceWidget
 from crm.access import restrict
+from crm.exports import Column
 from crm.resources import CRMResource, NameWidget, visible_users
 
 from .models import Activity, target_model, target_models
@@ -24,6 +27,9 @@ class RecordTypeWidget(widgets.Widget):
 
     def render(self, value, obj=None, **kwargs):
         return f"{value.app_label}.{value.model}" if value else ""
+
+    def export_column(self, path, field):
+        return Column(Concat(F(f"{path}__app_label"), Value("."), F(f"{path}__model"), output_field=CharField()))
 
 
 class OptionalChoiceWidget(ChoiceWidget):
@@ -58,11 +64,10 @@ class ActivityResource(CRMResource):
         export_order = fields
         import_order = fields
 
-    def before_import(self, dataset, **kwargs):
-        super().before_import(dataset, **kwargs)
+    def prepare_rows(self, batch):
         # {(content type id, record id)} of the batch's records the user may view: one query per type.
         wanted = {}
-        for label, pk in zip(dataset["Record Type"], dataset["Record ID"]):
+        for label, pk in zip(batch["Record Type"], batch["Record ID"]):
             model = target_model(str(label or "").strip())
             if model is not None and str(pk or "").strip().isdigit():
                 wanted.setdefault(model, set()).add(int(pk))

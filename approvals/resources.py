@@ -1,6 +1,9 @@
 """CSV exports of purchase requests and approvals (no import: the rules create them)."""
+from django.db.models import Case, CharField, Value, When
 from import_export import fields, widgets
 
+from contacts.resources import contact_name
+from crm.exports import CHAR_FIELDS, MONEY, Column, choice, datetime_kind
 from crm.resources import CRMResource
 
 from .models import ApprovalRequest, PurchaseRequest, Status
@@ -10,15 +13,25 @@ class TextWidget(widgets.Widget):
     def render(self, value, obj=None, **kwargs):
         return "" if value is None else str(value)
 
+    def export_column(self, path, field):
+        # A related record is written as its str(): the resource says how (export_columns).
+        return Column(path) if isinstance(field, CHAR_FIELDS) else None
+
 
 class StatusWidget(widgets.Widget):
     def render(self, value, obj=None, **kwargs):
         return Status(value).label if value else ""
 
+    def export_column(self, path, field):
+        return Column(choice(path, Status.choices))
+
 
 class AmountWidget(widgets.Widget):
     def render(self, value, obj=None, **kwargs):
         return "" if value is None else f"{value:.2f}"
+
+    def export_column(self, path, field):
+        return Column(path, MONEY)
 
 
 class DateTimeWidget(widgets.Widget):
@@ -26,6 +39,9 @@ class DateTimeWidget(widgets.Widget):
         from django.utils import timezone
 
         return "" if value is None else timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+
+    def export_column(self, path, field):
+        return Column(path, datetime_kind("%Y-%m-%d %H:%M"))
 
 
 class PurchaseRequestResource(CRMResource):
@@ -48,6 +64,9 @@ class PurchaseRequestResource(CRMResource):
     @classmethod
     def export_queryset(cls, queryset):
         return queryset.select_related("customer", "requester")
+
+    def export_columns(self):
+        return {"requester": Column(contact_name("requester__"))}
 
 
 class ApprovalResource(CRMResource):
@@ -72,3 +91,8 @@ class ApprovalResource(CRMResource):
     @classmethod
     def export_queryset(cls, queryset):
         return queryset.select_related("customer", "requester", "purchase_request", "decided_by")
+
+    def export_columns(self):
+        decided_by = Case(When(decided_by__isnull=True, then=Value("")), default=contact_name("decided_by__"),
+                          output_field=CharField())
+        return {"requester": Column(contact_name("requester__")), "decided_by": Column(decided_by)}

@@ -2,7 +2,7 @@ import django_tables2 as tables
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.html import format_html
 
-from crm.tables import CRMTable
+from crm.tables import CRMTable, DateTimeColumn
 
 from .models import STATUS_BADGES, ApprovalRequest, PurchaseRequest, Status
 
@@ -24,7 +24,7 @@ class PurchaseRequestTable(CRMTable):
     requester = tables.Column(order_by=("requester__last_name", "requester__first_name"))
     total = tables.Column(verbose_name="Amount", attrs=RIGHT)
     current_status = tables.Column(verbose_name="Status")
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i")
+    created_at = DateTimeColumn(verbose_name="Created", format="Y-m-d H:i")
 
     class Meta(CRMTable.Meta):
         model = PurchaseRequest
@@ -50,7 +50,7 @@ class ApprovalTable(CRMTable):
     amount = tables.Column(accessor="purchase_request__total", verbose_name="Amount",
                            order_by=("purchase_request__total",), attrs=RIGHT)
     current_status = tables.Column(verbose_name="Status")
-    expires_at = tables.DateTimeColumn(verbose_name="Expires", format="Y-m-d H:i")
+    expires_at = DateTimeColumn(verbose_name="Expires", format="Y-m-d H:i")
     actions = tables.Column(accessor="pk", orderable=False, verbose_name="", attrs={"td": {"class": "text-end"}})
 
     class Meta(CRMTable.Meta):

@@ -1,13 +1,16 @@
 from django.db.models.functions import Lower
 from import_export import fields, widgets
 
-from crm.resources import CRMResource
+from crm.exports import Column, choice
+from crm.resources import CRMResource, chunked
 
 from .models import ENTITY_CHOICES, Channel
 
 
 class ChoiceWidget(widgets.Widget):
     """A choice by its label or code, case-insensitive; exported as the label."""
+
+    checks_choices = True  # the model field need not check the code again
 
     def __init__(self, choices, label):
         super().__init__()
@@ -27,6 +30,9 @@ class ChoiceWidget(widgets.Widget):
     def render(self, value, obj=None, **kwargs):
         return dict(self.choices).get(value, value or "")
 
+    def export_column(self, path, field):
+        return Column(choice(path, self.choices))
+
 
 class EntitiesWidget(ChoiceWidget):
     """Several enabled entities separated by ';'."""
@@ -39,6 +45,10 @@ class EntitiesWidget(ChoiceWidget):
         labels = dict(self.choices)
         return "; ".join(labels.get(code, code) for code in (value or "").split(",") if code)
 
+    def export_column(self, path, field):
+        # Splitting a list of codes has no portable SQL: rendered in Python (channels are few).
+        return Column(path, render=self.render)
+
 
 class ChannelResource(CRMResource):
     name = fields.Field(attribute="name", column_name="Name", widget=widgets.CharWidget())
@@ -50,23 +60,30 @@ class ChannelResource(CRMResource):
     entities = fields.Field(attribute="entities", column_name="Entities",
                             widget=EntitiesWidget(ENTITY_CHOICES, "entity"))
 
+    natural_key = ("name",)
+    natural_key_unique = True
+    header_aliases = {"Name": ("Channel", "Channel Name")}
+
     class Meta(CRMResource.Meta):
         model = Channel
         fields = ("id", "name", "type", "status", "entities")
 
-    def start_import(self, report, body, headers):
-        self.seen_names = set()
+    def exists_message(self, record, by_id=False):
+        if by_id:
+            return super().exists_message(record, by_id)
+        return f"A channel named '{record.name}' already exists (ID {record.pk})."
 
-    def check_unique(self, dataset):
-        """Names are unique: duplicates in the file, or taken by another channel, are row errors."""
-        ids = dataset["ID"] if "ID" in dataset.headers else [""] * len(dataset)
-        names = [str(n or "").strip().lower() for n in dataset["Name"]]
-        taken = dict(Channel.objects.annotate(key=Lower("name")).filter(key__in=set(names)).values_list("key", "pk"))
-        for number, (pk, key, name) in enumerate(zip(ids, names, dataset["Name"]), start=1):
-            if not key:
+    def check_unique(self, batch):
+        """Names are unique: a name twice in the file, or taken by another channel, is a row error."""
+        names = [str(n or "").strip() for n in batch["Name"]]
+        taken = {}
+        for part in chunked(sorted({n.lower() for n in names if n})):
+            taken.update(Channel.objects.annotate(key=Lower("name")).filter(key__in=part).values_list("key", "pk"))
+        for number, (line, name) in enumerate(zip(batch.lines, names), start=1):
+            key = name.lower()
+            if not key or number in self.match_errors:
                 continue
-            if key in self.seen_names:
+            if self.session.earlier_line((key,), key, line):
                 self.batch_errors[number] = {"name": f"The name '{name}' appears twice in the file."}
-            elif key in taken and str(taken[key]) != str(pk or "").strip():
+            elif key in taken and str(taken[key]) != self.row_pk(number):
                 self.batch_errors[number] = {"name": f"A channel named '{name}' already exists (ID {taken[key]})."}
-            self.seen_names.add(key)

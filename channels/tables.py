@@ -1,7 +1,7 @@
 import django_tables2 as tables
 from django.utils.html import format_html
 
-from crm.tables import CRMTable
+from crm.tables import CRMTable, DateTimeColumn
 
 from .models import Channel
 
@@ -10,7 +10,7 @@ class ChannelTable(CRMTable):
     name = tables.Column(linkify=True)
     status = tables.Column()
     entities = tables.Column(verbose_name="Enabled entities", orderable=False)
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")
+    created_at = DateTimeColumn(verbose_name="Created", format="Y-m-d")
 
     class Meta(CRMTable.Meta):
         model = Channel

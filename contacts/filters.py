@@ -39,6 +39,7 @@ class ContactFilter(OwnedFilterSet):
     def restrict_choices(self, user):
         super().restrict_choices(user)
         self.filters["assigned_to"].queryset = visible_owners(user, Contact)
+        self.owner_autocomplete("assigned_to")
 
     @property
     def qs(self):

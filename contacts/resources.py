@@ -2,24 +2,26 @@
 
 Columns with several values are separated by ';'. Street..Country are the primary
 address. Account and group names are resolved for a whole batch in one query each,
-accounts among those the importing user may view. The contact rows go through the
-bulk path of crm.resources; their emails, phones, address, account and group links
-are then written for the whole batch at once (import-export's bulk mode does not
-write many-to-many or child rows).
+accounts among those the importing user may view. A row without an ID matches the
+contact of its primary email among those the user may edit. The contact rows are
+written in bulk by crm.resources; their emails, phones, address, account and group links
+are then written for the whole batch at once (contacts.services.write_import_children).
 """
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Prefetch
-from django.db.models.functions import Lower
+from django.db.models import Case, CharField, F, FilteredRelation, OuterRef, Prefetch, Q, Value, When
+from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf, Substr
+from django.db.models.lookups import Exact
 from django.utils.html import format_html, format_html_join
 from import_export import fields, widgets
 
 from accounts.models import Account
 from crm.access import restrict
-from crm.resources import CountryWidget, CRMResource, NameWidget, OwnedResource
+from crm.exports import Column, Folded, Strip, joined
+from crm.resources import EMAIL_HEADERS, PHONE_HEADERS, CountryWidget, CRMResource, NameWidget, OwnedResource, chunked
 
 from . import services
-from .models import Contact, ContactAddress, ContactGroup
+from .models import Contact, ContactAddress, ContactEmail, ContactGroup, ContactPhone
 
 SEPARATOR = ";"
 MAX_NOTES = 20
@@ -111,12 +113,37 @@ def char(attribute, column):
 
 def with_visible_accounts(queryset, user):
     """Each contact's accounts, limited to those `user` may view, as `visible_accounts`."""
-    accounts = restrict(Account.objects.all(), user, "view").only("pk", "name").order_by("name")
+    # By name, then by key: two accounts of one name come in one order (the SQL export's too).
+    accounts = restrict(Account.objects.all(), user, "view").only("pk", "name").order_by("name", "pk")
     return queryset.prefetch_related(Prefetch("accounts", queryset=accounts, to_attr="visible_accounts"))
+
+
+NAME_PARTS = ("name_prefix", "first_name", "middle_name", "last_name", "name_suffix")
+
+
+def contact_name(prefix=""):
+    """str(contact) in SQL, for the contact at `prefix` (e.g. "requester__"): its full name
+    (the name parts that are not blank, stripped, joined by spaces), else its email, else
+    "Contact #<id>"."""
+    spaced = []
+    for part in NAME_PARTS:
+        stripped = Strip(F(f"{prefix}{part}"))
+        spaced.append(Case(When(Exact(stripped, Value("")), then=Value("")), default=Concat(Value(" "), stripped),
+                           output_field=CharField()))
+    full_name = Substr(Concat(*spaced, output_field=CharField()), 2)
+    return Coalesce(NullIf(full_name, Value("")), NullIf(F(f"{prefix}email"), Value("")),
+                    Concat(Value("Contact #"), Cast(F(f"{prefix}pk"), CharField())), output_field=CharField())
 
 
 class ContactResource(OwnedResource):
     required_columns = ()  # a name or an email is enough; checked per row
+    natural_key = ("email",)  # the primary email; several contacts may share one: then the ID says which
+    natural_key_lower_case = ("email",)  # stored in lower case: matched through its index
+    header_aliases = {
+        "Primary Email": ("Email",) + EMAIL_HEADERS, "Primary Phone": ("Phone",) + PHONE_HEADERS,
+        "First Name": ("Given Name", "Firstname"), "Last Name": ("Surname", "Family Name", "Lastname"),
+        "Job Title": ("Title", "Position"), "Name Prefix": ("Salutation",),
+    }
     name_prefix = char("name_prefix", "Name Prefix")
     first_name = char("first_name", "First Name")
     middle_name = char("middle_name", "Middle Name")
@@ -161,6 +188,24 @@ class ContactResource(OwnedResource):
         """The admin's export path: the same prefetches, accounts limited to the user's."""
         return with_visible_accounts(self.export_queryset(queryset), self.user)
 
+    def export_columns(self):
+        """The dehydrate methods below, in SQL: the many-valued columns as subqueries bounded by
+        the contact, the primary address by a join (one per contact at most)."""
+        emails = ContactEmail.objects.filter(contact=OuterRef("pk")).exclude(email=OuterRef("email"))
+        phones = ContactPhone.objects.filter(contact=OuterRef("pk")).exclude(phone=OuterRef("phone"))
+        accounts = Account.objects.filter(contacts=OuterRef("pk"))
+        if self.user is not None:
+            accounts = restrict(accounts, self.user, "view")
+        groups = ContactGroup.objects.filter(contacts=OuterRef("pk")).order_by(Folded("name"), "name")
+        address = {"export_address": FilteredRelation("addresses", condition=Q(addresses__is_primary=True))}
+        return {
+            "other_emails": joined(emails.order_by("-is_primary", "pk"), "email", "; "),
+            "other_phones": joined(phones.order_by("-is_primary", "pk"), "phone", "; "),
+            "accounts": joined(accounts.order_by("name", "pk"), "name", "; "),
+            "groups": joined(groups, "name", "; "),
+            **{part: Column(f"export_address__{part}", relations=address) for part in ContactAddress.PARTS},
+        }
+
     def dehydrate_other_emails(self, obj):
         return "; ".join(e.email for e in obj.emails.all() if e.email != obj.email)
 
@@ -197,57 +242,63 @@ class ContactResource(OwnedResource):
     def dehydrate_accounts(self, obj):
         accounts = getattr(obj, "visible_accounts", None)
         if accounts is None:  # not prefetched: ask, still limited to what the user may view
-            accounts = restrict(obj.accounts.all(), self.user, "view").order_by("name")
+            accounts = restrict(obj.accounts.all(), self.user, "view").order_by("name", "pk")
         return "; ".join(a.name for a in accounts)
 
     def dehydrate_groups(self, obj):
         return "; ".join(g.name for g in sorted(obj.groups.all(), key=lambda g: g.name.lower()))
 
-    # -- import: the whole file ------------------------------------------------------------------
-    def start_import(self, report, body, headers):
-        """Emails that contacts the user may view already have are listed in the preview
-        with links; the rows are still imported (the preview is where the user decides)."""
-        self.notes = []
-        column = {h: i for i, h in enumerate(headers)}
-        rows = []
-        for line, cells in body:
-            emails = []
-            if "Primary Email" in column:
-                emails += split(cells[column["Primary Email"]].lower())
-            if "Other Emails" in column:
-                emails += split(cells[column["Other Emails"]].lower())
-            row_id = cells[column["ID"]].strip() if "ID" in column else ""
-            rows.append((line, row_id, emails))
-        found = services.duplicates_by_email({e for _, _, emails in rows for e in emails}, self.user)
-        items, first_line = [], {}
-        for line, row_id, emails in rows:
-            for email in dict.fromkeys(emails):
-                others = [c for c in found.get(email, []) if str(c.pk) != row_id]
-                if others:
-                    items.append(services.duplicate_note(line, email, others))
-                if email in first_line:
-                    items.append(format_html("Row {}: {} is also on row {} of this file.", line, email,
-                                             first_line[email]))
-                first_line.setdefault(email, line)
-        if items:
-            more = f" and {len(items) - MAX_NOTES} more" if len(items) > MAX_NOTES else ""
-            self.notes.append(format_html(
-                "<strong>Possible duplicates</strong> ({} found{}). They will be imported as they are; "
-                "cancel and fix the file if they are the same people.<ul class=\"mb-0\">{}</ul>",
-                len(items), more, format_html_join("", "<li>{}</li>", ((item,) for item in items[:MAX_NOTES]))))
+    # -- import -----------------------------------------------------------------------------------
+    def file_keys(self, row):
+        """Every email of the row: one on two rows of the file is noted (possible duplicates)."""
+        return self.row_emails(row)
+
+    def file_key_columns(self):
+        return {"Primary Email", "Other Emails"}
+
+    @staticmethod
+    def row_emails(row):
+        return list(dict.fromkeys(split(row.get("Primary Email", "").lower()) + split(row.get("Other Emails", "").lower())))
+
+    def start_import(self, report, importer):
+        self.note_items, self.note_count = [], 0
 
     def finish_import(self, report):
-        return getattr(self, "notes", [])
+        """Emails that contacts the user may view already have, or that an earlier row of the
+        file has, are listed in the preview with links; the rows are still imported (the
+        preview is where the user decides)."""
+        items, count = getattr(self, "note_items", []), getattr(self, "note_count", 0)
+        if not count:
+            return []
+        more = f" and {count - MAX_NOTES} more" if count > MAX_NOTES else ""
+        return [format_html(
+            "<strong>Possible duplicates</strong> ({} found{}). They will be imported as they are; "
+            "cancel and fix the file if they are the same people.<ul class=\"mb-0\">{}</ul>",
+            count, more, format_html_join("", "<li>{}</li>", ((item,) for item in items[:MAX_NOTES])))]
 
-    # -- import: one batch -----------------------------------------------------------------------
-    def before_import(self, dataset, **kwargs):
-        super().before_import(dataset, **kwargs)
-        ids = []
-        if "ID" in dataset.headers:
-            ids = [int(v) for v in dataset["ID"] if str(v or "").strip().isdigit()]
-        visible = restrict(Contact.objects.filter(pk__in=ids), self.user, "change").values_list("pk", flat=True)
-        self.current = services.current_children(list(visible), self.user)
-        self.saved = []
+    def prepare_rows(self, batch):
+        ids = sorted(instance.pk for instance in self.matches.values())
+        self.current = services.current_children(ids, self.user)
+        self.note_duplicates(batch)
+
+    def note_duplicates(self, batch):
+        """One query per batch for the emails that contacts the user may view have (not the
+        row's own contact, nor one this import created: those are rows of the file)."""
+        if not hasattr(self, "note_items"):
+            self.note_items, self.note_count = [], 0
+        emails = {number: self.row_emails(row) for number, row in enumerate(batch.rows, start=1)}
+        found = services.duplicates_by_email({e for found in emails.values() for e in found}, self.user)
+        created = self.session.created
+        for number, line in enumerate(batch.lines, start=1):
+            own = self.matches.get(number)
+            for email in emails[number]:
+                others = [c for c in found.get(email, []) if c.pk not in created and (own is None or c.pk != own.pk)]
+                items = [services.duplicate_note(line, email, others)] if others else []
+                first = self.session.earlier_line(email, email, line)
+                if first:
+                    items.append(format_html("Row {}: {} is also on row {} of this file.", line, email, first))
+                self.note_count += len(items)
+                self.note_items += items[: MAX_NOTES - len(self.note_items)]
 
     def validate_row(self, instance, row):
         self.plan_children(instance, row)
@@ -299,32 +350,43 @@ class ContactResource(OwnedResource):
                 changes[key] = chosen
         instance._csv_changes = changes
 
-    def skip_row(self, instance, original, row, import_validation_errors=None):
-        """Unchanged when the contact's own columns and its child rows are as stored."""
-        if import_validation_errors or not self._meta.skip_unchanged or instance.pk is None:
-            return False
-        if getattr(instance, "_csv_changes", None):
-            return False
-        for field in self.get_import_fields():
-            if field.attribute and not field.attribute.startswith("csv_"):
-                if field.get_value(instance) != field.get_value(original):
-                    return False
-        return True
+    def other_changes(self, instance):
+        return bool(getattr(instance, "_csv_changes", None))
 
-    def save_instance(self, instance, is_create, row, **kwargs):
-        super().save_instance(instance, is_create, row, **kwargs)
-        self.saved.append(instance)
-
-    def after_import(self, dataset, result, **kwargs):
-        super().after_import(dataset, result, **kwargs)
-        if result.has_errors() or result.has_validation_errors():
-            return  # the whole import is rolled back; nothing to add
-        plans = [(c, c._csv_changes) for c in self.saved if getattr(c, "_csv_changes", None)]
+    def after_save(self, created, updated):
+        plans = [(c, c._csv_changes) for c in created + updated if getattr(c, "_csv_changes", None)]
         if plans:
             services.write_import_children(plans, self.user)
 
+    def restore_children(self, instances):
+        """Undo gave these contacts their primary email and phone back: their primary email
+        and phone rows follow (the other rows stay; they have no history to go back to)."""
+        contacts = {c.pk: c for c in instances if isinstance(c, Contact)}
+        for model, attr in ((ContactEmail, "email"), (ContactPhone, "phone")):
+            rows = {}
+            for part in services.chunks(sorted(contacts)):
+                for row in model.objects.filter(contact_id__in=part).order_by("-is_primary", "pk"):
+                    rows.setdefault(row.contact_id, []).append(row)
+            stale, fresh = [], []
+            for pk, contact in contacts.items():
+                mine, wanted = rows.get(pk, []), getattr(contact, attr)
+                if [getattr(r, attr) for r in mine[:1]] == ([wanted] if wanted else []):
+                    continue
+                # Rewritten primary first, as the import writes them (one primary at every moment).
+                values = ([wanted] if wanted else []) + [getattr(r, attr) for r in mine if getattr(r, attr) != wanted]
+                values = values if wanted else []
+                stale += [r.pk for r in mine]
+                fresh += [model(contact_id=pk, is_primary=(i == 0), **{attr: v}) for i, v in enumerate(values)]
+            for part in services.chunks(stale):
+                model.objects.filter(pk__in=part).delete()
+            model.objects.bulk_create(fresh, batch_size=services.CHUNK)
+
 
 class ContactGroupResource(CRMResource):
+    natural_key = ("name",)
+    natural_key_unique = True
+    header_aliases = {"Name": ("Group", "Group Name")}
+
     name = char("name", "Name")
     description = char("description", "Description")
 
@@ -334,24 +396,18 @@ class ContactGroupResource(CRMResource):
         export_order = fields
         import_order = fields
 
-    def start_import(self, report, body, headers):
-        self.seen_names = set()
-
-    def check_unique(self, dataset):
+    def check_unique(self, batch):
         """Names are unique: a name twice in the file, or taken by another group, is a row error."""
-        ids = dataset["ID"] if "ID" in dataset.headers else [""] * len(dataset)
-        names = [str(n or "").strip() for n in dataset["Name"]]
-        keys = {n.lower() for n in names if n}
+        names = batch["Name"]
         taken = {}
-        for part in services.chunks(sorted(keys)):
+        for part in chunked(sorted({n.lower() for n in names if n})):
             taken.update(ContactGroup.objects.annotate(key=Lower("name")).filter(key__in=part).values_list("key", "pk"))
-        for number, (pk, name) in enumerate(zip(ids, names), start=1):
+        for number, (line, name) in enumerate(zip(batch.lines, names), start=1):
             key = name.lower()
-            if not key:
+            if not key or number in self.match_errors:
                 continue
-            if key in self.seen_names:
+            if self.session.earlier_line((key,), key, line):
                 self.batch_errors[number] = {"name": f"The name '{name}' appears twice in the file."}
-            elif key in taken and str(taken[key]) != str(pk or "").strip():
+            elif key in taken and str(taken[key]) != self.row_pk(number):
                 self.batch_errors[number] = {
                     "name": f"A contact group named '{name}' already exists (ID {taken[key]})."}
-            self.seen_names.add(key)

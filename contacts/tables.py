@@ -1,7 +1,7 @@
 import django_tables2 as tables
 from django.utils.html import format_html, format_html_join
 
-from crm.tables import CRMTable, OwnedTable
+from crm.tables import CRMTable, DateTimeColumn, OwnedTable
 
 from .models import Contact, ContactGroup
 
@@ -14,7 +14,7 @@ class ContactTable(OwnedTable):
     accounts = tables.Column(accessor="pk", verbose_name="Accounts", orderable=False)
     assigned_to = tables.Column(accessor="assigned_to__username", verbose_name="Assigned to",
                                 order_by=("assigned_to__username",))
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d", attrs={"td": {"class": "text-nowrap"}})
+    created_at = DateTimeColumn(verbose_name="Created", format="Y-m-d", attrs={"td": {"class": "text-nowrap"}})
 
     class Meta(OwnedTable.Meta):
         model = Contact
@@ -35,7 +35,7 @@ class ContactTable(OwnedTable):
 class ContactGroupTable(CRMTable):
     name = tables.Column(linkify=True)
     description = tables.Column(orderable=False)
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")
+    created_at = DateTimeColumn(verbose_name="Created", format="Y-m-d")
 
     class Meta(CRMTable.Meta):
         model = ContactGroup

@@ -38,7 +38,7 @@ from . import services
 from .access import access, is_owned, restrict
 from .filters import visible_owners, visible_units
 from .forms import HIDDEN_LABEL, restrict_form_fields, restricts_choices
-from .models import BusinessUnit, Role, RolePermission, User
+from .models import BusinessUnit, Job, Role, RolePermission, SavedView, User
 
 # Files a user validated on an admin import page, kept in his session: only those can be
 # confirmed (process_import), so nobody imports a file somebody else uploaded.
@@ -574,3 +574,92 @@ class GroupAdmin(BaseGroupAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
 
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Jobs as the Jobs page shows them: his own for a staff user, everyone's for an
+    administrator; read-only, since steps (import, undo) are taken on the job page."""
+
+    list_display = ("id", "kind", "entity", "filename", "state", "total", "created", "updated", "rejected", "user",
+                    "created_at")
+    list_filter = ("kind", "state", "entity")
+    search_fields = ("filename",)
+    list_select_related = ("user",)
+
+    def get_queryset(self, request):
+        from .jobs import jobs_for
+
+        return jobs_for(request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+
+# -- saved views of the grids: each user his own ---------------------------------------------
+
+@admin.register(SavedView)
+class SavedViewAdmin(admin.ModelAdmin):
+    """Superusers see every saved view; other staff only their own (another user's is a
+    404, as in the app), owned by themselves and shared with their primary unit only."""
+
+    list_display = ("name", "grid", "owner", "shared_with", "is_default", "updated_at")
+    list_filter = ("grid", "is_default")
+    search_fields = ("name", "query")
+    list_select_related = ("owner", "shared_with")
+    readonly_fields = ("created_at", "updated_at")
+
+    def get_queryset(self, request):
+        views = super().get_queryset(request)
+        return views if request.user.is_superuser else views.filter(owner=request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such saved view.")
+        return obj
+
+    def get_list_filter(self, request):
+        return super().get_list_filter(request) + (("owner", "shared_with") if request.user.is_superuser else ())
+
+    def get_exclude(self, request, obj=None):
+        return () if request.user.is_superuser else ("owner",)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if request.user.is_superuser:
+            return form
+        user = request.user
+
+        class OwnForm(form):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.instance.owner = user  # before validation: names are unique per owner and grid
+                units = BusinessUnit.objects.filter(pk=user.primary_unit_id)
+                self.fields["shared_with"].queryset = units
+
+        return OwnForm
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (
+            obj is None or request.user.is_superuser or obj.owner_id == request.user.pk)
+
+    has_change_permission = has_delete_permission = has_view_permission
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def save_model(self, request, obj, form, change):
+        services.save_view(obj, obj.owner)  # a new default replaces the owner's previous one

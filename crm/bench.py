@@ -1056,3 +1056,117 @@ def build(customers, out=None, seed=1, users_per_unit=USERS_PER_UNIT):
     database. Returns the Builder: `.seconds`, `.loader.timings` [(table, rows, seconds)].
     `users_per_unit` below 10 only makes tests quicker (users are the slow part of a small build)."""
     return Builder(customers, out=out, seed=seed, users_per_unit=users_per_unit).build()
+
+
+# -- the benchmark's import file ---------------------------------------------------------------
+
+# The CSV columns of the import (the customers' CSV without ID: every row is matched by its
+# natural key and is new) and the table columns COPY writes for the same rows.
+IMPORT_HEADERS = ["Name", "Channel", "Account", "Owner", "Business Unit", "Legal Name", "Tax Number", "Email",
+                  "Phone", "Website", "Billing Street", "Billing City", "Billing Postal Code", "Billing Region",
+                  "Billing Country", "Shipping Street", "Shipping City", "Shipping Postal Code", "Shipping Region",
+                  "Shipping Country", "Lifetime Value", "Currency", "Parent", "Purchase Limit", "Monthly Budget",
+                  "Approval Expiry Days"]
+IMPORT_FIELDS = ["name", "channel_id", "account_id", "owner_id", "business_unit_id", "legal_name", "tax_number",
+                 "primary_email", "primary_phone", "website", "billing_street", "billing_city",
+                 "billing_postal_code", "billing_region", "billing_country", "shipping_street", "shipping_city",
+                 "shipping_postal_code", "shipping_region", "shipping_country", "lifetime_value", "currency",
+                 "parent_id", "purchase_limit", "monthly_budget", "approval_expiry_days"]
+
+
+class ImportFile:
+    """`count` new business customers, three ways: the CSV a user uploads (`csv_bytes()`),
+    the same rows as table values for COPY (`table_rows`, IMPORT_FIELDS plus created_at and
+    updated_at) and as a stock django-import-export dataset (`stock_dataset()`: model field
+    names, related records by id, as a plain ModelResource reads them)."""
+
+    def __init__(self, headers, rows, table_rows):
+        self.headers, self.rows, self.table_rows = headers, rows, table_rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def head(self, count):
+        return ImportFile(self.headers, self.rows[:count], self.table_rows[:count])
+
+    def csv_bytes(self):
+        import csv
+        import io
+
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(self.headers)
+        writer.writerows(self.rows)
+        return text.getvalue().encode()
+
+    def stock_dataset(self):
+        import tablib
+
+        names = [f[:-3] if f.endswith("_id") else f for f in IMPORT_FIELDS]
+        cells = [["" if v is None else v for v in row[: len(names)]] for row in self.table_rows]
+        return tablib.Dataset(*cells, headers=names)
+
+
+def import_file(count):
+    """The benchmark's import: `count` new customers built from the data in the database.
+
+    Row r copies a customer spread over the table (channel, account, owner, unit, tax
+    number, addresses, lifetime value) under a name no customer has: the word lists' account
+    name number (accounts in the database + r) with the legal form of its country, and its
+    own email, phone and website. A customer of the inactive channel moves to an active one
+    (new customers need one); one row in twenty names the copied customer as its parent, one
+    in four has a purchase limit and a monthly budget."""
+    from channels.models import Channel
+    from django.db.models.functions import Mod
+    from django.utils import timezone
+
+    from accounts.models import Account
+    from customers.models import BusinessCustomer
+
+    active = dict(Channel.objects.filter(status="active").values_list("pk", "name"))
+    fallback = min(active)
+    total = BusinessCustomer.objects.count()
+    stride = max(1, total // count)
+    fields = ["pk", "name", "channel_id", "account_id", "account__name", "owner_id", "owner__username",
+              "business_unit_id", "business_unit__name", "tax_number", "billing_street", "billing_city",
+              "billing_postal_code", "billing_region", "billing_country", "shipping_street", "shipping_city",
+              "shipping_postal_code", "shipping_region", "shipping_country", "lifetime_value", "currency"]
+    sources = list(BusinessCustomer.objects.alias(m=Mod("id", stride)).filter(m=0).order_by("pk")
+                   .values_list(*fields)[:count])
+    if not sources:
+        raise ValueError("The database has no customers to build an import from.")
+    names = Names()
+    first_name = Account.objects.count()
+    now = timezone.now()
+    rows, table_rows = [], []
+    for r in range(count):
+        (pk, source_name, channel, account, account_name, owner, username, unit, unit_name, tax, b_street, b_city,
+         b_postal, b_region, b_country, s_street, s_city, s_postal, s_region, s_country, value,
+         currency) = sources[r % len(sources)]
+        h = mix(r, 50)
+        country = str(b_country) or "DE"
+        name = f"{names.account(first_name + r)} {LEGAL_FORMS.get(country, 'Ltd')}"
+        slug = ascii_slug(name)
+        domain = Builder.domain(slug, country)
+        email = f"{EMAIL_LOCALS[h % len(EMAIL_LOCALS)]}@{domain}"
+        prefix = next((p for c, _, p in CITIES.get(country, ()) if c == b_city), "+49 30")
+        phone = f"{prefix} {h % 9_000_000 + 1_000_000}"
+        parent = None
+        if channel not in active:
+            channel = fallback
+        elif h % 20 == 0:
+            parent = (pk, source_name)
+        limit = Decimal((h >> 8) % 500 + 1) * 100 if h % 4 == 0 else None
+        budget = limit * 4 if limit is not None else None
+        days = (14, 30)[(h >> 4) % 2] if h % 10 == 0 else None
+        legal = name
+        table_rows.append((name, channel, account, owner, unit, legal, tax, email, phone, f"https://{domain}",
+                           b_street, b_city, b_postal, b_region, str(b_country), s_street, s_city, s_postal,
+                           s_region, str(s_country), value, currency, parent[0] if parent else None, limit, budget,
+                           days or 7, now, now))
+        rows.append([name, active[channel], account_name, username, unit_name, legal, tax, email, phone,
+                     f"https://{domain}", b_street, b_city, b_postal, b_region, str(b_country), s_street, s_city,
+                     s_postal, s_region, str(s_country), f"{value:.2f}", currency, parent[1] if parent else "",
+                     f"{limit:.2f}" if limit is not None else "", f"{budget:.2f}" if budget is not None else "",
+                     str(days) if days else ""])
+    return ImportFile(list(IMPORT_HEADERS), rows, table_rows)

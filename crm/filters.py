@@ -22,6 +22,49 @@ def visible_owners(user, model):
     return users.filter(Q(pk=user.pk) | Q(business_units__in=ids)).distinct()
 
 
+class QuickSelectMixin:
+    """A select whose options are written here rather than through Django's template per
+    option: the 250 countries of a filter cost 7 ms that way, more than the grid's rows."""
+
+    @classmethod
+    def like(cls, widget):
+        quick = cls(attrs=widget.attrs)
+        quick.choices = widget.choices
+        return quick
+
+    def render(self, name, value, attrs=None, renderer=None):
+        from django.forms.utils import flatatt
+        from django.utils.html import escape
+        from django.utils.safestring import mark_safe
+
+        chosen = {str(v) for v in self.format_value(value)}
+        final = self.build_attrs(self.attrs, attrs)
+        if self.allow_multiple_selected:
+            final["multiple"] = True
+
+        def options(choices):
+            for option_value, label in choices:
+                if isinstance(label, (list, tuple)):
+                    yield f'<optgroup label="{escape(option_value)}">{"".join(options(label))}</optgroup>'
+                    continue
+                option_value = "" if option_value is None else str(option_value)
+                selected = " selected" if option_value in chosen else ""
+                yield f'<option value="{escape(option_value)}"{selected}>{escape(label)}</option>'
+
+        return mark_safe(f'<select name="{escape(name)}"{flatatt(final)}>{"".join(options(self.choices))}</select>')
+
+
+class QuickSelect(QuickSelectMixin, forms.Select):
+    pass
+
+
+class QuickSelectMultiple(QuickSelectMixin, forms.SelectMultiple):
+    pass
+
+
+QUICK_SELECTS = {forms.Select: QuickSelect, forms.SelectMultiple: QuickSelectMultiple}
+
+
 class CRMFilterSet(df.FilterSet):
     """Quick search over `search_fields`, plus the filters each app declares."""
 
@@ -33,6 +76,8 @@ class CRMFilterSet(df.FilterSet):
         if self.request is not None:
             self.restrict_choices(self.request.user)
         for f in self.form.fields.values():
+            if type(f.widget) in QUICK_SELECTS:
+                f.widget = QUICK_SELECTS[type(f.widget)].like(f.widget)
             w = f.widget
             if isinstance(w, (forms.Select, forms.SelectMultiple)):
                 w.attrs.setdefault("class", "form-select form-select-sm")
@@ -105,6 +150,17 @@ class OwnedFilterSet(CRMFilterSet):
         super().restrict_choices(user)
         self.filters["owner"].queryset = visible_owners(user, self._meta.model)
         self.filters["business_unit"].queryset = visible_units(user, self._meta.model)
+        self.owner_autocomplete("owner")
+
+    def owner_autocomplete(self, name):
+        """Filter `name` (over users) picks from an autocomplete of the users it may offer:
+        an organization has too many for one select, and it renders only those chosen."""
+        from .forms import AutocompleteSelectMultiple
+        from .views import ENTITIES
+
+        grid = next((e.namespace for e in ENTITIES if e.model is self._meta.model), None)
+        if grid is not None:
+            self.filters[name].extra["widget"] = AutocompleteSelectMultiple("saved_views:owners", url_args=[grid])
 
 
 class RoleFilter(CRMFilterSet):

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from .access import access, entity_key, restrict
-from .models import ACTION_LABELS, ACTIONS, BusinessUnit, Level, Role
+from .models import ACTION_LABELS, ACTIONS, BusinessUnit, Job, Level, Role
 
 
 class BootstrapMixin:
@@ -165,8 +165,22 @@ class ShareForm(BootstrapMixin, forms.Form):
         return data
 
 
+IMPORT_MODES = Job.Mode.choices
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(label="CSV file", widget=forms.ClearableFileInput(attrs={"class": "form-control", "accept": ".csv,text/csv"}))
+    mode = forms.ChoiceField(label="Rows", choices=IMPORT_MODES, initial="create_update", required=False,
+                             widget=forms.Select(attrs={"class": "form-select"}))
+
+    def clean_mode(self):
+        return self.cleaned_data.get("mode") or "create_update"  # a client that sends no mode gets the default
+
+
+class ImportModeForm(forms.Form):
+    """The mode chosen again on the job page, before the import is started."""
+
+    mode = forms.ChoiceField(choices=IMPORT_MODES, widget=forms.Select(attrs={"class": "form-select form-select-sm"}))
 
 
 class AutocompleteMixin:

@@ -182,3 +182,119 @@ def share_models(model, module):
     user_model = type(f"{name}UserObjectPermission", (UserObjectPermissionBase,), attrs())
     group_model = type(f"{name}GroupObjectPermission", (GroupObjectPermissionBase,), attrs())
     return user_model, group_model
+
+
+class Job(models.Model):
+    """A background import or export: its file, state, progress and outcome.
+
+    One import is one job through all its steps (validate, import, undo), so the user
+    follows one page from upload to undo. Live progress is not written here but beside the
+    job's files in Django's storage (crm.jobs), since an import's rows and this row would
+    otherwise share one transaction that nobody outside sees until it ends."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+        EXPORT = "export", "Export"
+
+    class State(models.TextChoices):
+        VALIDATING = "validating", "Validating"
+        READY = "ready", "Ready to import"
+        INVALID = "invalid", "Has errors"
+        IMPORTING = "importing", "Importing"
+        IMPORTED = "imported", "Imported"
+        UNDOING = "undoing", "Undoing"
+        UNDONE = "undone", "Undone"
+        EXPORTING = "exporting", "Exporting"
+        EXPORTED = "exported", "Exported"
+        FAILED = "failed", "Failed"
+
+    class Mode(models.TextChoices):
+        CREATE_UPDATE = "create_update", "Add new and update existing"
+        CREATE = "create", "Add new only"
+        UPDATE = "update", "Update existing only"
+
+    RUNNING = (State.VALIDATING, State.IMPORTING, State.UNDOING, State.EXPORTING)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    entity = models.CharField(max_length=50)  # the Entity's namespace, e.g. "customers"
+    state = models.CharField(max_length=12, choices=State.choices, db_index=True)
+    filename = models.CharField(max_length=255, blank=True)  # as the user named it
+    source = models.CharField(max_length=255, blank=True)    # storage name of the upload
+    result = models.CharField(max_length=255, blank=True)    # storage name of the export or error report
+    mode = models.CharField(max_length=20, blank=True, choices=Mode.choices)
+    params = models.JSONField(default=dict, blank=True)      # export: query string and format; import: column mapping
+    total = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)      # first errors, notes, unmatched columns, undo outcome
+    message = models.TextField(blank=True)                   # why it failed, or what undo refused
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)   # of the current step
+    finished_at = models.DateTimeField(null=True, blank=True)  # of the last step
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="job_user_newest")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("jobs:detail", args=[self.pk])
+
+    @property
+    def running(self):
+        return self.state in self.RUNNING
+
+    @property
+    def change_reason(self):
+        """What every history row the import writes says, so Undo finds them."""
+        return f"CSV import (job #{self.pk})"
+
+
+class SavedView(models.Model):
+    """A named state of one grid (filters, quick search, sort, page size, columns) kept as
+    its query string: applying it is opening the grid with that query, so it shows only
+    what the viewer may see, and it never holds record ids of its own. Shared with the
+    owner's primary unit, its members see and apply it; only the owner changes it."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    grid = models.CharField(max_length=50, help_text="The grid's namespace, e.g. customers.")
+    name = models.CharField(max_length=100)
+    query = models.TextField(blank=True, help_text="The grid's query string, without the page.")
+    is_default = models.BooleanField(
+        "my default", default=False, help_text="Applied when I open the grid without a query string.")
+    shared_with = models.ForeignKey(BusinessUnit, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="saved_views", help_text="Members of this unit see and apply it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(models.functions.Lower("name"), "owner", "grid", name="saved_view_name_once",
+                                    violation_error_message="You already have a view with this name on this grid."),
+            models.UniqueConstraint(fields=["owner", "grid"], condition=models.Q(is_default=True),
+                                    name="saved_view_one_default"),
+        ]
+        indexes = [models.Index(fields=["grid", "shared_with"], name="saved_view_shared_idx")]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        self.name = " ".join((self.name or "").split())
+        if not self.name:
+            raise ValidationError({"name": "Give the view a name."})
+        if self.owner_id and self.grid:
+            same = SavedView.objects.filter(owner_id=self.owner_id, grid=self.grid, name__iexact=self.name)
+            if same.exclude(pk=self.pk).exists():
+                raise ValidationError({"name": "You already have a view with this name on this grid."})
+
+    def get_absolute_url(self):
+        return reverse("saved_views:apply", args=[self.pk])

@@ -273,6 +273,83 @@ def shares_of(obj):
     return [(target, "change" if f"change_{model}" in codes else "view") for target, codes in found.items()]
 
 
+# -- saved views of the grids ------------------------------------------------------------------
+
+# Parameters of a grid's address that are not its state: the page it was on, the "plain
+# grid" switch (crm.views.GridView.PLAIN) and a form's token.
+NOT_GRID_STATE = ("page", "reset", "csrfmiddlewaretoken")
+MAX_QUERY_LENGTH = 4000
+
+
+def grid_query(params):
+    """The canonical query string of a grid's state from its request parameters: without
+    the page and blank values, the chosen columns as one `cols=a,b` value, keys sorted (so
+    the grid recognises a saved view it is showing)."""
+    from urllib.parse import urlencode
+
+    pairs = []
+    for key in sorted(params.keys()):
+        if key in NOT_GRID_STATE:
+            continue
+        values = [v.strip() for v in params.getlist(key) if v.strip()]
+        if key == "cols":
+            names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+            values = [",".join(dict.fromkeys(names))] if names else []
+        pairs += [(key, v) for v in values]
+    query = urlencode(pairs)
+    # Too long a state loses its last parameters whole, never half of one.
+    return query if len(query) <= MAX_QUERY_LENGTH else query[:MAX_QUERY_LENGTH].rpartition("&")[0]
+
+
+def visible_saved_views(user):
+    """Saved views the user may apply: his own and those shared with one of his units."""
+    from django.db.models import Q
+
+    from .models import SavedView
+
+    return SavedView.objects.filter(Q(owner=user) | Q(shared_with__in=user.business_units.all()))
+
+
+def saved_views_for(user, grid):
+    """The saved views of one grid the user may apply, his own first (one query)."""
+    views = visible_saved_views(user).filter(grid=grid).select_related("owner", "shared_with")
+    return sorted(views, key=lambda v: (v.owner_id != user.pk, v.name.lower(), v.pk))
+
+
+def is_showing(view, params):
+    """Is the grid with these request parameters showing the saved view?"""
+    from django.http import QueryDict
+
+    return grid_query(QueryDict(view.query)) == grid_query(params)
+
+
+def save_view(view, user, share=None):
+    """Create or change a saved view of `user` (its owner). `share`: True shares it with his
+    primary unit, False stops sharing, None leaves it. A new default replaces his previous
+    default of that grid, in the same transaction."""
+    from django.http import QueryDict
+
+    if view.owner_id is None:
+        view.owner = user
+    if view.owner_id != user.pk:
+        raise PermissionDenied("Only its owner changes a saved view.")
+    if share is not None:
+        view.shared_with_id = user.primary_unit_id if share else None
+    view.query = grid_query(QueryDict(view.query))  # as typed in the admin, too
+    with transaction.atomic():
+        if view.is_default:
+            type(view).objects.filter(owner_id=user.pk, grid=view.grid, is_default=True).exclude(
+                pk=view.pk).update(is_default=False)
+        view.save()
+    return view
+
+
+def delete_view(view, user):
+    if view.owner_id != user.pk:
+        raise PermissionDenied("Only its owner deletes a saved view.")
+    view.delete()
+
+
 # -- CSV import ---------------------------------------------------------------------------------
 
 class UploadStore(MediaStorage):
@@ -315,11 +392,79 @@ class CSVFileError(Exception):
     """The file as a whole cannot be read; nothing was written."""
 
 
-@dataclass
+IMPORT_MODES = ("create", "create_update", "update")
+READ_CHUNK = 1 << 16  # bytes read at a time: a pass over the file holds one chunk and one batch
+KEEP_ERRORS = 5000    # row errors kept in memory; the rest wait in a temporary file
+
+
+@dataclass(slots=True)
 class RowError:
     row: int          # line in the file, the header being line 1 (as a spreadsheet shows it)
     column: str
     message: str
+
+
+class ErrorList:
+    """The row errors of an import, in row order, as a list. A million bad rows must not be
+    held in memory: past the first KEEP_ERRORS they go to a temporary file and are read
+    back when iterated (the error report), while the job reads only the first ones."""
+
+    def __init__(self, errors=()):
+        self._first, self._spill, self._count = [], None, 0
+        for error in errors:
+            self.append(error)
+
+    def append(self, error):
+        import pickle
+        import tempfile
+
+        self._count += 1
+        if len(self._first) < KEEP_ERRORS:
+            self._first.append(error)
+            return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile()
+        self._spill.seek(0, io.SEEK_END)
+        pickle.dump((error.row, error.column, error.message), self._spill)
+
+    def extend(self, errors):
+        for error in errors:
+            self.append(error)
+
+    def __len__(self):
+        return self._count
+
+    def __iter__(self):
+        import pickle
+
+        yield from list(self._first)
+        if self._spill is not None:
+            self._spill.seek(0)
+            for _ in range(self._count - len(self._first)):
+                yield RowError(*pickle.load(self._spill))
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._count)
+            if stop <= len(self._first):
+                return self._first[index]
+            return list(self)[index]
+        if index < 0:
+            index += self._count
+        if 0 <= index < len(self._first):
+            return self._first[index]
+        if not 0 <= index < self._count:
+            raise IndexError("error index out of range")
+        return list(self)[index]
+
+    def __eq__(self, other):
+        if isinstance(other, (ErrorList, list, tuple)):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    def __repr__(self):
+        more = f", … {self._count - 3} more" if self._count > 3 else ""
+        return f"ErrorList({self._first[:3]!r}{more})"
 
 
 @dataclass
@@ -328,16 +473,22 @@ class ImportReport:
     new: int = 0
     update: int = 0
     skip: int = 0
-    errors: list = field(default_factory=list)
+    errors: ErrorList = field(default_factory=ErrorList)
     file_errors: list = field(default_factory=list)
     notes: list = field(default_factory=list)   # e.g. "3 accounts will be created"
     written: bool = False
+    unmatched: list = field(default_factory=list)  # the file's headers matched to no column: ignored
+    columns: dict = field(default_factory=dict)    # {the file's header: the column it was matched to}
+    mode: str = "create_update"
+    rejected: int = 0                              # rows with errors
 
     @property
     def ok(self):
         return not self.errors and not self.file_errors
 
     def error_rows(self):
+        if self.rejected or not self.errors:
+            return self.rejected
         return len({e.row for e in self.errors})
 
 
@@ -347,98 +498,541 @@ def too_large_message(size):
             .replace("\xa0", " "))
 
 
-def read_csv(data, resource):
-    """Decode and split a CSV upload; raise CSVFileError for what makes the file unreadable."""
-    if len(data) > settings.CRM_IMPORT_MAX_BYTES:
-        raise CSVFileError(too_large_message(len(data)) + " Split it into smaller files.")
-    if not data.strip():
-        raise CSVFileError("The file is empty.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise CSVFileError(
-            f"The file is not UTF-8 encoded (line {line}, byte {e.start + 1}). "
-            "Save it as 'CSV UTF-8' and upload it again."
-        ) from None
-    if "\x00" in text:
-        raise CSVFileError("This is not a CSV text file.")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        rows = list(reader)
-    except csv.Error as e:
-        raise CSVFileError(f"The file is not valid CSV (line {reader.line_num}): {e}.") from None
-    headers = [h.strip() for h in rows[0]]
-    expected = resource.headers()
-    unknown = [h for h in headers if h not in expected]
-    if unknown:
-        raise CSVFileError(
-            f"Unknown column(s): {', '.join(unknown) or '(blank)'}. The columns are: {', '.join(expected)}."
-        )
-    duplicated = sorted({h for h in headers if headers.count(h) > 1})
-    if duplicated:
-        raise CSVFileError(f"Column(s) given twice: {', '.join(duplicated)}.")
-    missing = [h for h in resource.required_headers() if h not in headers]
-    if missing:
-        raise CSVFileError(f"Missing required column(s): {', '.join(missing)}.")
-    body, errors = [], []
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(headers):
-            errors.append(RowError(line, "", f"Has {len(row)} cells; the header has {len(headers)}."))
-            continue
-        body.append((line, [cell.strip() for cell in row]))
-    if not body and not errors:
-        raise CSVFileError("The file has a header but no rows.")
-    return headers, body, errors
+class CSVFile:
+    """An uploaded CSV file (bytes, or a binary file open for reading) read record by record,
+    as many times as the import needs, never held whole: each pass starts it again."""
+
+    def __init__(self, data):
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            data = io.BytesIO(data)
+        elif not data.seekable():  # a second pass must be able to start again: keep a copy
+            import shutil
+            import tempfile
+
+            copy = tempfile.SpooledTemporaryFile(max_size=16 * READ_CHUNK)
+            shutil.copyfileobj(data, copy)
+            data = copy
+        self.file = data
+        size = getattr(data, "size", None)
+        if size is None:
+            data.seek(0, io.SEEK_END)
+            size = data.tell()
+        self.size = size
+
+    def _raw_lines(self):
+        # bytes.splitlines cuts at \n, \r\n and a lone \r (old Mac files) as csv expects; a CR
+        # or LF byte never occurs inside a multi-byte UTF-8 character.
+        self.file.seek(0)
+        pending = b""
+        while True:
+            chunk = self.file.read(READ_CHUNK)
+            if not chunk:
+                break
+            lines = (pending + chunk).splitlines(True)
+            pending = lines.pop()
+            if pending.endswith(b"\n"):  # complete; one ending in \r may still get its \n
+                lines.append(pending)
+                pending = b""
+            yield from lines
+        if pending:
+            yield pending
+
+    def lines(self):
+        """The file's lines as text; CSVFileError at the first one that is not UTF-8 text."""
+        offset = 0
+        for number, raw in enumerate(self._raw_lines(), start=1):
+            start = 3 if number == 1 and raw.startswith(b"\xef\xbb\xbf") else 0
+            try:
+                text = raw[start:].decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CSVFileError(
+                    f"The file is not UTF-8 encoded (line {number}, byte {offset + start + e.start + 1}). "
+                    "Save it as 'CSV UTF-8' and upload it again."
+                ) from None
+            if "\x00" in text:
+                raise CSVFileError("This is not a CSV text file.")
+            offset += len(raw)
+            yield text
+
+    def records(self):
+        """(record number, cells) of every CSV record, blank ones included: a spreadsheet
+        numbers them too, so the header is row 1 and errors name the row the user sees."""
+        reader = csv.reader(self.lines(), strict=True)
+        try:
+            for number, cells in enumerate(reader, start=1):
+                yield number, cells
+        except csv.Error as e:
+            raise CSVFileError(f"The file is not valid CSV (line {reader.line_num}): {e}.") from None
 
 
-def import_csv(resource_class, data, user, dry_run=True):
+def _blank(cells):
+    return not any(cell.strip() for cell in cells)
+
+
+class Importer:
+    """One run of import_csv. The file is read twice: a first pass checks that it can be read,
+    matches its header, counts its rows and shows the resource what it must know of the whole
+    file (crm.resources.ImportSession); then it is read batch by batch, each batch validated
+    and written (so later rows see earlier ones) inside the one transaction of the import."""
+
+    def __init__(self, resource, source, report, mapping=None, progress=None):
+        self.resource, self.source, self.report = resource, source, report
+        self.mapping, self.progress = mapping, progress
+
+    # -- the first pass ---------------------------------------------------------------------
+    def scan(self):
+        resource, report = self.resource, self.report
+        records = self.source.records()
+        for number, cells in records:
+            if not _blank(cells):
+                self.header_line, headers = number, [cell.strip() for cell in cells]
+                break
+        else:
+            raise CSVFileError("The file is empty.")
+        self.width = len(headers)
+        match = resource.match_headers(headers, self.mapping)
+        if match.errors:
+            raise CSVFileError(" ".join(match.errors))
+        report.columns, report.unmatched = match.columns, match.unmatched
+        if match.blank:
+            report.notes.append(f"{match.blank} column{'s' if match.blank != 1 else ''} without a header "
+                                f"{'were' if match.blank != 1 else 'was'} ignored.")
+        self.positions = match.positions
+        self.headers = {column: header for header, column in match.columns.items()}
+        session = resource.session
+        session.headers = self.headers
+        # The first pass reads only the columns the resource's file keys need.
+        wanted = resource.file_key_columns() if resource.tracks_file_keys() else ()
+        keyed = [(index, column) for index, column in self.positions if column in wanted]
+        total = 0
+        for number, cells in records:
+            if _blank(cells):
+                continue
+            total += 1
+            if keyed and len(cells) == self.width:
+                session.note_keys(resource.file_keys(self.row_of(cells, keyed)))
+        if not total:
+            raise CSVFileError("The file has a header but no rows.")
+        session.end_scan()
+        report.total = total
+
+    def row_of(self, cells, positions=None):
+        """{column: cell} of the file's matched columns, stripped, formula quotes removed."""
+        from .resources import unneutralise
+
+        row = {}
+        for index, column in positions or self.positions:
+            value = cells[index].strip()
+            row[column] = unneutralise(value) if value[:1] == "'" else value
+        return row
+
+    # -- the second pass ----------------------------------------------------------------------
+    def batches(self):
+        """([(line, row)], [RowError of the rows with the wrong number of cells]) per batch."""
+        size = settings.CRM_IMPORT_BATCH_SIZE
+        rows, ragged = [], []
+        for number, cells in self.source.records():
+            if number <= self.header_line or _blank(cells):
+                continue
+            if len(cells) != self.width:
+                ragged.append(RowError(number, "", f"Has {len(cells)} cells; the header has {self.width}."))
+            else:
+                rows.append((number, self.row_of(cells)))
+            if len(rows) + len(ragged) >= size:
+                yield rows, ragged
+                rows, ragged = [], []
+        if rows or ragged:
+            yield rows, ragged
+
+    def run(self, dry_run):
+        from django.db import DatabaseError
+
+        from .resources import Batch
+
+        resource, report = self.resource, self.report
+        done = 0
+        with transaction.atomic():
+            resource.start_import(report, self)
+            for rows, ragged in self.batches():
+                errors = list(ragged)
+                if rows:
+                    try:
+                        with transaction.atomic():  # a savepoint: a database error ends the import cleanly
+                            errors += self.import_batch(Batch(rows, list(self.headers)))
+                    except DatabaseError as e:
+                        report.file_errors.append(f"Rows {rows[0][0]}-{rows[-1][0]}: {e}")
+                        break
+                if errors:
+                    errors.sort(key=lambda e: e.row)
+                    report.errors.extend(errors)
+                    report.rejected += len({e.row for e in errors})
+                done += len(rows) + len(ragged)
+                if self.progress is not None:
+                    self.progress(done, report.total)
+            report.notes.extend(resource.finish_import(report))
+            if dry_run or not report.ok:
+                transaction.set_rollback(True)
+            else:
+                report.written = True
+
+    def import_batch(self, batch):
+        from django.core.exceptions import ValidationError
+
+        resource, report = self.resource, self.report
+        resource.prepare_batch(batch)
+        created, updated, errors = [], [], []
+        for number, (line, row) in enumerate(batch.items, start=1):
+            try:
+                instance, new = resource.matched_instance(number)
+                resource.import_instance(instance, row, row_number=number)
+            except ValidationError as e:
+                errors += self.row_errors(line, e)
+                continue
+            if new:
+                created.append(instance)
+            elif resource.has_changes(instance):
+                updated.append(instance)
+            else:
+                report.skip += 1
+        resource.save_batch(created, updated)
+        report.new += len(created)
+        report.update += len(updated)
+        return errors
+
+    def row_errors(self, line, error):
+        found = []
+        for attr, messages in error.message_dict.items() if hasattr(error, "error_dict") else [("", error.messages)]:
+            column = self.resource.error_column(attr)
+            column = self.headers.get(column, column)  # the header as the file writes it
+            found += [RowError(line, column, message) for message in messages]
+        return found
+
+
+def import_csv(resource_class, data, user, dry_run=True, mode="create_update", mapping=None, progress=None,
+               change_reason="CSV import"):
     """Validate (dry_run) or import a CSV file: all rows or none.
 
-    Rows go through import-export in batches inside one transaction; a dry run, or any
-    invalid row, rolls the whole transaction back."""
-    report = ImportReport()
+    `data` is bytes or a binary file; it is streamed. `mode`: "create" adds only, "update"
+    updates only, "create_update" both; rows match by ID, else by the resource's natural key
+    (crm.resources). `mapping` {file header: column name or "" to ignore} matches the headers
+    the resource does not know. `progress(done, total)` is called after every batch. Every
+    history row the import writes carries `change_reason` (Undo finds the import by it).
+
+    The rows go through the resource batch by batch inside one transaction; a dry run, or
+    any invalid row, rolls the whole transaction back."""
+    report = ImportReport(mode=mode)
     resource = resource_class(user=user)
     try:
-        headers, body, report.errors = read_csv(data, resource)
+        if mode not in IMPORT_MODES:
+            raise CSVFileError(f"Unknown import mode '{mode}': use one of {', '.join(IMPORT_MODES)}.")
+        source = CSVFile(data)
+        if source.size > settings.CRM_IMPORT_MAX_BYTES:
+            raise CSVFileError(too_large_message(source.size) + " Split it into smaller files.")
+        resource.begin_session(mode=mode, change_reason=change_reason)
+        importer = Importer(resource, source, report, mapping, progress)
+        importer.scan()
     except CSVFileError as e:
         report.file_errors.append(str(e))
         return report
-    report.total = len(body) + len(report.errors)
-    columns = {f.attribute: f.column_name for f in resource.fields.values()}
-    size = settings.CRM_IMPORT_BATCH_SIZE
-    with transaction.atomic():
-        resource.start_import(report, body, headers)
-        for start in range(0, len(body), size):
-            batch = body[start : start + size]
-            lines = [line for line, _ in batch]
-            dataset = tablib.Dataset(*[cells for _, cells in batch], headers=headers)
-            try:
-                with transaction.atomic():
-                    result = resource.import_data(dataset, dry_run=False, use_transactions=False)
-                    if result.has_errors() or result.has_validation_errors():
-                        transaction.set_rollback(True)
-            except Exception as e:  # a database error the row checks did not foresee
-                report.file_errors.append(f"Rows {lines[0]}-{lines[-1]}: {e}")
-                break
-            for invalid in result.invalid_rows:
-                for attr, messages in invalid.error_dict.items():
-                    for message in messages:
-                        report.errors.append(RowError(lines[invalid.number - 1], columns.get(attr, ""), message))
-            for number, errs in result.row_errors():
-                for err in errs:
-                    report.errors.append(RowError(lines[number - 1], "", str(err.error)))
-            for err in result.base_errors:
-                report.file_errors.append(f"Rows {lines[0]}-{lines[-1]}: {err.error}")
-            report.new += result.totals["new"]
-            report.update += result.totals["update"]
-            report.skip += result.totals["skip"]
-        report.notes.extend(resource.finish_import(report))
-        report.errors.sort(key=lambda e: e.row)
-        if dry_run or not report.ok:
-            transaction.set_rollback(True)
-        else:
-            report.written = True
+    importer.run(dry_run)
     return report
+
+
+def error_report_csv(data, report, out):
+    """The rejected rows of `data` as a CSV file written to the binary file `out`: the file's
+    header and an Error column, then each rejected row as it was in the file with its
+    messages ("Column: message", joined by "; "). UTF-8 with a BOM, for spreadsheets. Both
+    the file and the errors are streamed, in row order."""
+    source = CSVFile(data)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    errors = iter(report.errors)
+    pending = next(errors, None)
+    out.write(b"\xef\xbb\xbf")
+    header_seen = False
+    try:
+        for number, cells in source.records():
+            if not header_seen:
+                if _blank(cells):
+                    continue
+                header_seen = True
+                writer.writerow(cells + ["Error"])
+                continue
+            while pending is not None and pending.row < number:
+                pending = next(errors, None)  # an error of no row of the file: nothing to attach it to
+            if pending is None:
+                break
+            if pending.row != number:
+                continue
+            messages = []
+            while pending is not None and pending.row == number:
+                messages.append(f"{pending.column}: {pending.message}" if pending.column else pending.message)
+                pending = next(errors, None)
+            writer.writerow(cells + ["; ".join(messages)])
+            if buffer.tell() > READ_CHUNK:
+                out.write(buffer.getvalue().encode("utf-8"))
+                buffer.seek(0)
+                buffer.truncate()
+    except CSVFileError:
+        pass  # the import reported it; the rows read so far are in the report
+    out.write(buffer.getvalue().encode("utf-8"))
+
+
+# -- bulk writes of an import ---------------------------------------------------------------------
+
+class BulkWriter:
+    """The inserts and updates of an import batch with their history rows, in a few statements
+    per batch whatever its size: on PostgreSQL COPY (ids taken from the sequence first, so
+    nothing is read back; updates through a staging table and one UPDATE ... FROM), elsewhere
+    bulk_create and executemany. History rows are built here in bulk, each with the importing
+    user and the import's change reason."""
+
+    BEFORE = "State before a CSV import"  # a baseline history row's reason (see update)
+
+    def __init__(self, user=None, reason="CSV import"):
+        from django.db import connection
+
+        self.connection = connection
+        self.user_id = getattr(user, "pk", None)
+        self.reason = reason
+        self.copy = connection.vendor == "postgresql"
+        self._stages = set()
+        self._plans = {}
+
+    # -- what goes into the database ----------------------------------------------------------
+    def plan(self, model):
+        """(concrete fields, their attnames, a converter per field or None when the attribute's
+        value goes to the database as it is) of `model`."""
+        if model not in self._plans:
+            from django.db import models as m
+            from django_countries.fields import CountryField
+
+            plain = (m.AutoField, m.BigAutoField, m.CharField, m.TextField, m.EmailField, m.URLField,
+                     m.IntegerField, m.PositiveIntegerField, m.PositiveSmallIntegerField, m.SmallIntegerField,
+                     m.BigIntegerField, m.BooleanField, m.DecimalField, m.DateTimeField, m.DateField, m.ForeignKey,
+                     m.OneToOneField)
+            fields = list(model._meta.concrete_fields)
+            convert = []
+            for f in fields:
+                simple = type(f) in plain or (isinstance(f, CountryField) and not f.multiple)
+                convert.append(None if simple else f)
+            self._plans[model] = (fields, [f.attname for f in fields], convert)
+        return self._plans[model]
+
+    def values(self, model, source, plan=None):
+        """The database values of one row from `source`, a dict of attname: value (an
+        instance's __dict__, or a snapshot of it)."""
+        fields, names, convert = plan or self.plan(model)
+        if not any(convert):
+            return [source[name] for name in names]
+        return [source[name] if c is None else c.get_db_prep_save(source[name], self.connection)
+                for name, c in zip(names, convert)]
+
+    def _copy(self, table, columns, rows):
+        qn = self.connection.ops.quote_name
+        sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in columns)}) FROM STDIN"
+        with self.connection.cursor() as cursor:
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def _insert_many(self, table, fields, rows):
+        """Rows of database values into `table`: COPY, or one executemany elsewhere."""
+        if self.copy:
+            return self._copy(table, [f.column for f in fields], rows)
+        qn = self.connection.ops.quote_name
+        sql = (f"INSERT INTO {qn(table)} ({', '.join(qn(f.column) for f in fields)}) "
+               f"VALUES ({', '.join(['%s'] * len(fields))})")
+        with self.connection.cursor() as cursor:
+            cursor.executemany(sql, list(rows))
+
+    def _next_ids(self, model, count):
+        table = model._meta.db_table
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                           [table, model._meta.pk.column, count])
+            return [row[0] for row in cursor.fetchall()]
+
+    def _link_saved_relations(self, model, objs):
+        """A relation assigned while its record was unsaved (a parent company created by the
+        same batch) gets the record's id now, as Model.save and bulk_create would do."""
+        relations = [f for f in self.plan(model)[0] if f.is_relation]
+        for obj in objs:
+            d, cache = obj.__dict__, obj._state.fields_cache
+            for f in relations:
+                if d[f.attname] is None:
+                    related = cache.get(f.name)
+                    if related is not None and related.pk is not None:
+                        d[f.attname] = related.pk
+
+    @staticmethod
+    def _stamp(model, objs, now, created):
+        for f in model._meta.concrete_fields:
+            if getattr(f, "auto_now", False) or (created and getattr(f, "auto_now_add", False)):
+                for obj in objs:
+                    setattr(obj, f.attname, now)
+
+    # -- the writes ---------------------------------------------------------------------------
+    def create(self, model, objs, history=True):
+        """Insert `objs` (their pks set afterwards), with a "+" history row each."""
+        from django.utils import timezone
+
+        if not objs:
+            return
+        now = timezone.now()
+        self._stamp(model, objs, now, created=True)
+        self._link_saved_relations(model, objs)
+        if self.copy:
+            for obj, pk in zip(objs, self._next_ids(model, len(objs))):
+                obj.pk = pk
+            plan = self.plan(model)
+            self._copy(model._meta.db_table, [f.column for f in plan[0]],
+                       (self.values(model, obj.__dict__, plan) for obj in objs))
+            for obj in objs:
+                obj._state.adding, obj._state.db = False, "default"
+        else:
+            model._default_manager.bulk_create(objs)
+        if history and hasattr(model, "history"):
+            self.history(model, [obj.__dict__ for obj in objs], "+", now)
+
+    def update(self, model, objs, fields, before=None):
+        """Write `fields` of `objs`, with a "~" history row each. `before` ({pk: snapshot of
+        the record as loaded}) is the state Undo restores: where the record's newest history
+        row does not hold it (no history yet, or a change that wrote none), a baseline history
+        row with it goes in first."""
+        from django.utils import timezone
+
+        if not objs:
+            return
+        now = timezone.now()
+        self._stamp(model, objs, now, created=False)
+        tracked = hasattr(model, "history")
+        if tracked and before:
+            self.baseline(model, objs, before, now)
+        if self.copy:
+            self._update_by_copy(model, objs, fields)
+        else:
+            self._update_many(model, objs, fields)
+        if tracked:
+            self.history(model, [obj.__dict__ for obj in objs], "~", now)
+
+    def _update_by_copy(self, model, objs, fields):
+        import zlib
+
+        qn = self.connection.ops.quote_name
+        meta = model._meta
+        by_name = {f.name: f for f in meta.concrete_fields}
+        columns = [meta.pk] + [by_name[name] for name in fields if name in by_name and not by_name[name].primary_key]
+        table = meta.db_table
+        stage = f"import_stage_{zlib.crc32(' '.join([table] + [f.column for f in columns]).encode()):08x}"
+        with self.connection.cursor() as cursor:
+            if stage not in self._stages:
+                # Dropped with the transaction; its columns have the table's types, not its constraints.
+                cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {qn(stage)} ON COMMIT DROP AS "
+                               f"SELECT {', '.join(qn(f.column) for f in columns)} FROM {qn(table)} WITH NO DATA")
+                self._stages.add(stage)
+            cursor.execute(f"TRUNCATE {qn(stage)}")
+        plan = self.plan(model)
+        convert = dict(zip(plan[1], plan[2]))
+        names = [f.attname for f in columns]
+        self._link_saved_relations(model, objs)
+
+        def rows():
+            for obj in objs:
+                d = obj.__dict__
+                yield [d[n] if convert[n] is None else convert[n].get_db_prep_save(d[n], self.connection)
+                       for n in names]
+
+        self._copy(stage, [f.column for f in columns], rows())
+        assignments = ", ".join(f"{qn(f.column)} = s.{qn(f.column)}" for f in columns[1:])
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {qn(table)} AS t SET {assignments} FROM {qn(stage)} AS s "
+                           f"WHERE t.{qn(meta.pk.column)} = s.{qn(meta.pk.column)}")
+
+    def _update_many(self, model, objs, fields):
+        """One executemany of UPDATE ... WHERE pk = %s (bulk_update's CASE statements would take
+        a dozen statements a batch)."""
+        qn = self.connection.ops.quote_name
+        meta = model._meta
+        by_name = {f.name: f for f in meta.concrete_fields}
+        columns = [by_name[name] for name in fields if name in by_name and not by_name[name].primary_key]
+        self._link_saved_relations(model, objs)
+        sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in columns)} "
+               f"WHERE {qn(meta.pk.column)} = %s")
+        rows = [[f.get_db_prep_save(getattr(obj, f.attname), self.connection) for f in columns] + [obj.pk]
+                for obj in objs]
+        with self.connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
+    def insert(self, model, objs):
+        """Rows without history."""
+        self.create(model, objs, history=False)
+
+    def insert_values(self, model, attnames, rows):
+        """Rows without history nor instances (a customer's email and phone rows, its groups),
+        each a list of values for `attnames`; their ids come from the database."""
+        from django.utils import timezone
+
+        fields = [model._meta.get_field(name) for name in attnames]
+        # The other columns get their defaults (the database knows none of Django's).
+        rest = [f for f in model._meta.concrete_fields if not f.primary_key and f not in fields]
+        now = timezone.now()
+        tail = [now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+                for f in rest]
+        fields += rest
+        rows = (list(row) + tail for row in rows)
+        if not self.copy:
+            rows = ([f.get_db_prep_save(v, self.connection) for f, v in zip(fields, row)] for row in rows)
+        self._insert_many(model._meta.db_table, fields, rows)
+
+    def history(self, model, sources, history_type, now, reason=None, user_id=False):
+        """One history row per source (a dict of attname: value) of `model`."""
+        if not sources:
+            return
+        history = model.history.model
+        tracked = [f.attname for f in history.tracked_fields]
+        extra = {"history_date": now, "history_type": history_type,
+                 "history_change_reason": self.reason if reason is None else reason,
+                 "history_user_id": self.user_id if user_id is False else user_id}
+        columns = [history._meta.get_field(name) for name in tracked + list(extra)]
+        if self.copy:
+            plan = self.plan(model)
+            index = {name: i for i, name in enumerate(plan[1])}
+            picks = [index[name] for name in tracked]
+            tail = list(extra.values())
+            rows = ([values[i] for i in picks] + tail for values in
+                    (self.values(model, source, plan) for source in sources))
+        else:
+            rows = ([f.get_db_prep_save(value, self.connection) for f, value in
+                     zip(columns, [source[name] for name in tracked] + list(extra.values()))] for source in sources)
+        self._insert_many(history._meta.db_table, columns, rows)
+
+    def baseline(self, model, objs, before, now):
+        """History rows holding the loaded state of the records whose newest history row
+        differs from it (or that have none), so Undo finds it just before the import's row."""
+        from django.db.models import Max
+
+        history = model.history.model
+        pk_name = model._meta.pk.attname
+        compared = [f.attname for f in history.tracked_fields
+                    if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))]
+        pks = [obj.pk for obj in objs]
+        newest = {}
+        for i in range(0, len(pks), 500):  # SQLite caps the number of query parameters
+            last = (history.objects.filter(**{f"{pk_name}__in": pks[i : i + 500]}).values(pk_name)
+                    .annotate(last=Max("history_id")).values("last"))
+            for row in history.objects.filter(history_id__in=last).values(*compared):
+                newest[row[pk_name]] = row
+        plan = self.plan(model)
+        index = {name: i for i, name in enumerate(plan[1])}
+        stale = []
+        for obj in objs:
+            state = before[obj.pk]
+            row = newest.get(obj.pk)
+            if row is None:
+                stale.append(state)
+                continue
+            values = self.values(model, state, plan)
+            if any(row[name] != values[index[name]] for name in compared):
+                stale.append(state)
+        self.history(model, stale, "~", now, reason=self.BEFORE, user_id=None)

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "simple_history",
     "django_countries",
     "django_htmx",
+    "django_tasks",
+    "django_tasks_db",
     "crm",
     "channels",
     "accounts",
@@ -95,8 +97,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # SQLite holds the write lock for the whole import transaction; wait rather than fail.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite holds the write lock for the whole import transaction; wait rather than fail,
+    # and let pages (the job page polling) read beside the worker's writes (WAL).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, init_command="PRAGMA journal_mode=WAL;")
 
 AUTH_USER_MODEL = "crm.User"
 AUTHENTICATION_BACKENDS = [
@@ -125,8 +128,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploads, exports and job progress go through the default storage, so web servers and
+# workers on different machines share them: the file system (MEDIA_ROOT) by default, or an
+# S3-compatible bucket with CRM_STORAGE_BACKEND=storages.backends.s3.S3Storage (pip install
+# '.[s3]'; AWS_STORAGE_BUCKET_NAME, AWS_S3_ENDPOINT_URL and the AWS_* keys from the environment).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": os.environ.get("CRM_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG or TESTING
@@ -137,6 +144,10 @@ if DEBUG or TESTING:
     # Development serves static files from the finders; no collectstatic folder is expected.
     warnings.filterwarnings("ignore", message="No directory at")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+for _name in ("AWS_STORAGE_BUCKET_NAME", "AWS_S3_ENDPOINT_URL", "AWS_S3_REGION_NAME", "AWS_ACCESS_KEY_ID",
+              "AWS_SECRET_ACCESS_KEY"):
+    if os.environ.get(_name):
+        globals()[_name] = os.environ[_name]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -152,12 +163,31 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 CRM_IMPORT_MAX_BYTES = int(os.environ.get("CRM_IMPORT_MAX_BYTES", 50 * 1024 * 1024))
 # Grids count exactly up to this many rows; above it (PostgreSQL) they show the planner's estimate.
 CRM_EXACT_COUNT_LIMIT = int(os.environ.get("CRM_EXACT_COUNT_LIMIT", 1_000))
+# Grid page numbers reach this many rows (page 1,000 of 25); further down, filter or sort.
+CRM_GRID_MAX_ROWS = int(os.environ.get("CRM_GRID_MAX_ROWS", 25_000))
 CRM_IMPORT_BATCH_SIZE = 1000  # rows validated and written together (the one batch size)
 CRM_MAX_TREE_DEPTH = int(os.environ.get("CRM_MAX_TREE_DEPTH", 10))  # levels of a subsidiary tree, the root being 1
 # Where approvers' emailed links point when no web request tells (demo data, the expiry job).
 CRM_BASE_URL = os.environ.get("CRM_BASE_URL", "http://127.0.0.1:8000")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000  # mass actions post one field per selected row
+
+# Background jobs (imports, large exports): the database backend and `manage.py db_worker`
+# by default; tests run them at once, in the request. CRM_TASKS_BACKEND selects another
+# backend (e.g. a Celery one) without code changes.
+TASKS = {
+    "default": {
+        "BACKEND": os.environ.get(
+            "CRM_TASKS_BACKEND",
+            "django_tasks.backends.immediate.ImmediateBackend" if TESTING
+            else "django_tasks_db.DatabaseBackend",
+        ),
+    }
+}
+# Exports of more rows than this run as a job; smaller ones download at once.
+CRM_EXPORT_JOB_ROWS = int(os.environ.get("CRM_EXPORT_JOB_ROWS", 10_000))
+# A running job whose worker has shown no sign of life for this long is marked failed.
+CRM_JOB_STALE_SECONDS = int(os.environ.get("CRM_JOB_STALE_SECONDS", 300))
 
 DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
 DJANGO_TABLES2_PAGE_RANGE = 8

@@ -2,11 +2,20 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from . import views
 from .views import DeactivateUsersView, HomeView, RoleEntity, SearchView, UserEntity
 
 role_urls = RoleEntity.urls()
 user_patterns, user_namespace = UserEntity.urls()
 user_urls = (user_patterns + [path("deactivate/", DeactivateUsersView.as_view(), name="deactivate")], user_namespace)
+saved_view_urls = ([
+    path("save/", views.SavedViewCreateView.as_view(), name="save"),
+    path("<int:pk>/", views.SavedViewApplyView.as_view(), name="apply"),
+    path("<int:pk>/edit/", views.SavedViewEditView.as_view(), name="edit"),
+    path("<int:pk>/default/", views.SavedViewDefaultView.as_view(), name="default"),
+    path("<int:pk>/delete/", views.SavedViewDeleteView.as_view(), name="delete"),
+    path("owners/<slug:grid>/", views.OwnerAutocompleteView.as_view(), name="owners"),  # grids' owner filters
+], "saved_views")
 
 admin.site.site_header = "CRM administration"
 admin.site.site_title = "CRM admin"
@@ -16,6 +25,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("search/", SearchView.as_view(), name="search"),
+    path("views/", include(saved_view_urls)),
+    path("jobs/", include("crm.job_urls")),
     path("admin/", admin.site.urls),
     path("channels/", include("channels.urls")),
     path("accounts/", include("accounts.urls")),

@@ -4,8 +4,8 @@ An app declares an `Entity` (model, form, table, filterset, resource) in its vie
 includes `Entity.urls()`; every path below goes through `restrict()` from crm.access.
 """
 import csv
-import uuid
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -19,11 +19,12 @@ from django.views.generic import TemplateView
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 
-from . import services
+from . import jobs, services
 from .access import access, default_levels, is_owned, restrict
 from .filters import RoleFilter, UserFilter
-from .forms import AssignForm, ImportForm, RoleForm, ShareForm, UserForm, restrict_form_fields, restricts_choices
-from .models import Role, User
+from .forms import (AssignForm, BootstrapMixin, ImportForm, RoleForm, ShareForm, UserForm, restrict_form_fields,
+                    restricts_choices)
+from .models import Job, Role, SavedView, User
 from .resources import RoleResource, UserResource
 from .tables import CountingPaginator, RoleTable, UserTable, count
 
@@ -224,7 +225,22 @@ class EntityMixin(LoginRequiredMixin):
 
 
 class GridView(EntityMixin, SingleTableMixin, FilterView):
+    """A grid. Its whole state (filters, quick search, sort, page size, chosen columns) is
+    its query string, so a saved view is only a query string: applied, it shows what the
+    viewer may see. Opened without a query string, the user's default view of the grid
+    applies; `?reset=1` (PLAIN) shows the plain grid."""
+
     template_name = "crm/list.html"
+    PLAIN = "reset=1"
+    NOT_FILTERS = ("page", "per_page", "sort", "q", "cols", "reset")
+
+    def get(self, request, *args, **kwargs):
+        self.saved_views = services.saved_views_for(request.user, self.entity.namespace)
+        if not request.GET:
+            default = next((v for v in self.saved_views if v.is_default and v.owner_id == request.user.pk), None)
+            if default is not None and default.query:
+                return redirect(f"{request.path}?{default.query}")
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         return self.queryset
@@ -235,17 +251,50 @@ class GridView(EntityMixin, SingleTableMixin, FilterView):
     def get_table_class(self):
         return self.entity.table_class
 
+    def chosen_columns(self):
+        """`cols=a,b` (or `cols` repeated) -> the names, None when the grid shows its default."""
+        names = [n for v in self.request.GET.getlist("cols") for n in v.split(",") if n]
+        return names or None
+
+    def get_table_kwargs(self):
+        return {"shown": self.chosen_columns()}
+
+    def query_without(self, *keys):
+        """The grid's query string without `keys` (and the page); never empty, as an empty
+        one would apply the default view."""
+        params = self.request.GET.copy()
+        for key in ("page",) + keys:
+            params.pop(key, None)
+        return params.urlencode() or self.PLAIN
+
     def get_table_pagination(self, table):
         size = self.request.GET.get("per_page", "")
         return {"per_page": int(size) if size.isascii() and size.isdigit() and int(size) in PAGE_SIZES
-                else PAGE_SIZES[0], "paginator_class": CountingPaginator}
+                else PAGE_SIZES[0], "paginator_class": CountingPaginator, "page_sizes": PAGE_SIZES}
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
+        user, table = self.request.user, ctx["table"]
         params = self.request.GET.copy()
         params.pop("page", None)
-        active = [k for k, v in self.request.GET.lists() if k not in ("page", "per_page", "sort", "q") and any(v)]
-        ctx.update(page_sizes=PAGE_SIZES, query=params.urlencode(), active_filters=len(active))
+        active = [k for k, v in self.request.GET.lists() if k not in self.NOT_FILTERS and any(v)]
+        state = services.grid_query(self.request.GET)
+        mine = [v for v in self.saved_views if v.owner_id == user.pk]
+        choosable = dict(table.choosable_columns())
+        ctx.update(
+            page_sizes=PAGE_SIZES, query=params.urlencode(), active_filters=len(active),
+            grid_state=state, plain_query=self.PLAIN,
+            columns=[(c.name, c.header, c.visible) for c in table.columns.iterall() if c.name in choosable],
+            columns_fixed=[c.header for c in table.columns.iterall()
+                           if c.name in table.fixed_columns() and c.name not in table.always_shown],
+            columns_chosen=self.chosen_columns() is not None,
+            columns_visible=sum(1 for c in table.columns.iterall() if c.name in choosable and c.visible),
+            columns_reset_query=self.query_without("cols"),
+            saved_views_mine=mine, saved_views_shared=[v for v in self.saved_views if v.owner_id != user.pk],
+            current_view=next((v for v in self.saved_views if services.is_showing(v, self.request.GET)), None),
+            default_view=next((v for v in mine if v.is_default), None),
+            share_unit=user.primary_unit,
+        )
         return ctx
 
 
@@ -460,34 +509,53 @@ class AutocompleteView(EntityMixin, View):
 
 
 class ExportView(EntityMixin, View):
-    """The grid's filtered, sorted set as CSV, streamed row by row."""
+    """The grid's filtered, sorted set (its query string) as a file: `?format=csv` (the
+    default) streamed, `?format=xlsx` written to a temporary file, then sent. crm.exports
+    writes both, the same way a background job does."""
+
+    def export_format(self):
+        return self.request.GET.get("format") or "csv"
+
+    def export_count(self, limit=None):
+        """Rows the export would write (counting stops after `limit` + 1 when given)."""
+        from . import exports
+
+        return exports.export_count(self.entity, self.request.GET, self.request.user, limit=limit)
 
     def get(self, request, *args, **kwargs):
-        filterset = self.entity.filterset_class(request.GET, queryset=self.queryset, request=request)
-        queryset = filterset.qs if filterset.is_valid() else filterset.queryset.none()
-        table = self.entity.table_class(queryset)
-        RequestConfig(request, paginate=False).configure(table)
-        ordered = table.data.data
-        if not ordered.query.order_by:
-            ordered = ordered.order_by("pk")
-        resource = self.entity.resource_class(user=request.user)
-        rows = resource.export_rows(ordered)
+        from . import exports
 
-        class Echo:
-            def write(self, value):
-                return value
+        fmt = self.export_format()
+        if fmt not in exports.FORMATS:
+            return HttpResponse(f"Unknown export format '{fmt}': use format=csv or format=xlsx.", status=400,
+                                content_type="text/plain; charset=utf-8")
+        limit = settings.CRM_EXPORT_JOB_ROWS
+        if self.export_count(limit=limit) > limit:  # too long for one request: a job writes the file
+            return redirect(jobs.start_export(self.entity, request.user, request.GET, fmt))
+        return self.download(fmt)
 
-        writer = csv.writer(Echo())
+    def download(self, fmt):
+        import tempfile
 
-        def stream():
-            yield "\ufeff" + writer.writerow(resource.headers())
-            for obj in rows.iterator(chunk_size=2000):
-                yield writer.writerow(resource.export_row(obj))
+        from django.http import FileResponse
 
-        name = f"{self.entity.namespace}.csv"
-        response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        from . import exports
+
+        name = f"{self.entity.namespace}.{fmt}"
+        if fmt == "csv":
+            chunks = exports.csv_stream(self.entity, self.request.GET, self.request.user)
+            response = StreamingHttpResponse(chunks, content_type=exports.CONTENT_TYPES[fmt])
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        # A workbook is a zip file, written whole before it can be sent; on disk, not in memory.
+        out = tempfile.TemporaryFile()
+        try:
+            exports.write_export(self.entity, self.request.GET, self.request.user, fmt, out)
+        except BaseException:
+            out.close()
+            raise
+        out.seek(0)
+        return FileResponse(out, as_attachment=True, filename=name, content_type=exports.CONTENT_TYPES[fmt])
 
 
 class ImportMixin(EntityMixin):
@@ -507,53 +575,32 @@ class ImportTemplateView(ImportMixin, View):
 
 
 class ImportView(ImportMixin, TemplateView):
-    """Upload -> validation preview (nothing written) -> confirm (all rows or none).
-
-    The validated file waits in import-export's temporary storage (Django's storage API,
-    so web servers on several machines share it) under a token kept in the session."""
+    """Upload: the file goes to Django's storage (shared by web servers and workers) and
+    its validation runs as a job; the job page shows the preview, starts the import and
+    offers Undo (crm.jobs)."""
 
     template_name = "crm/import.html"
+
+    def get_context_data(self, **kwargs):
+        recent = jobs.jobs_for(self.request.user).filter(user=self.request.user, kind=Job.Kind.IMPORT,
+                                                          entity=self.entity.namespace)[:5]
+        resource = self.entity.resource_class(user=self.request.user)
+        key = " + ".join(resource.column_of(name) for name in getattr(resource, "natural_key", ()))
+        return super().get_context_data(recent_jobs=recent, natural_key=key, **kwargs)
 
     def get(self, request, *args, **kwargs):
         return self.render_to_response(self.get_context_data(form=ImportForm()))
 
     def post(self, request, *args, **kwargs):
-        token = request.POST.get("token", "")
-        pending = request.session.get("crm_imports", {})
-        if token:
-            entry = pending.get(token)
-            stored = services.upload_store(entry["name"]) if isinstance(entry, dict) else None
-            if stored is None or entry.get("entity") != self.entity.namespace or not stored.exists():
-                messages.error(request, "This import has expired; upload the file again.")
-                return redirect(self.url("import"))
-            report = services.import_csv(self.entity.resource_class, stored.read(), request.user, dry_run=False)
-            if report.written:
-                stored.remove()
-                pending.pop(token, None)
-                request.session["crm_imports"] = pending
-                messages.success(request, f"Imported: {report.new} created, {report.update} updated, {report.skip} unchanged.")
-                return redirect(self.url("list"))
-            return self.render_to_response(self.get_context_data(form=ImportForm(), report=report), status=400)
-
         form = ImportForm(request.POST, request.FILES)
+        if form.is_valid() and form.cleaned_data["file"].size > settings.CRM_IMPORT_MAX_BYTES:
+            form.add_error("file", services.too_large_message(form.cleaned_data["file"].size)
+                           + " Split it into smaller files.")
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(form=form), status=400)
-        upload = form.cleaned_data["file"]
-        if upload.size > settings.CRM_IMPORT_MAX_BYTES:
-            form.add_error("file", services.too_large_message(upload.size) + " Split it into smaller files.")
-            return self.render_to_response(self.get_context_data(form=form), status=400)
-        data = upload.read()
-        services.forget_abandoned_uploads()
-        report = services.import_csv(self.entity.resource_class, data, request.user, dry_run=True)
-        ctx = {"form": ImportForm(), "report": report, "filename": upload.name}
-        if report.ok:
-            stored = services.upload_store()
-            stored.save(data)
-            token = uuid.uuid4().hex
-            pending[token] = {"name": stored.name, "entity": self.entity.namespace}
-            request.session["crm_imports"] = pending
-            ctx["token"] = token
-        return self.render_to_response(self.get_context_data(**ctx), status=200 if report.ok else 400)
+        services.forget_abandoned_uploads()  # the admin import's files nobody confirmed
+        job = jobs.start_import(self.entity, request.user, form.cleaned_data["file"], form.cleaned_data["mode"])
+        return redirect(job)
 
 
 # -- pages that are not one entity's ---------------------------------------------------------
@@ -683,3 +730,247 @@ class DeactivateUsersView(EntityMixin, TemplateView):
         count = services.deactivate_users(users, request.user)
         messages.success(request, f"Deactivated {count} user{'s' if count != 1 else ''}.")
         return redirect("users:list")
+
+
+# -- background jobs: /jobs/ ----------------------------------------------------------------------
+
+class JobMixin(LoginRequiredMixin):
+    """A job is its user's: anyone else gets a 404 (administrators see every job but act on none)."""
+
+    def get_job(self):
+        job = jobs.jobs_for(self.request.user).filter(pk=self.kwargs["pk"]).first()
+        if job is None:
+            raise Http404("No such job.")
+        jobs.fail_stale([job])
+        return job
+
+
+class JobListView(LoginRequiredMixin, TemplateView):
+    template_name = "crm/job_list.html"
+    per_page = 25
+
+    def get_context_data(self, **kwargs):
+        from django.core.paginator import Paginator
+
+        queryset = jobs.jobs_for(self.request.user)
+        page = Paginator(queryset, self.per_page).get_page(self.request.GET.get("page"))
+        jobs.fail_stale(page.object_list)
+        return super().get_context_data(page=page, all_users=access(self.request.user).administers, **kwargs)
+
+
+class JobView(JobMixin, TemplateView):
+    """The job page; its status block re-renders itself every second while the job runs."""
+
+    template_name = "crm/job_detail.html"
+
+    def get_template_names(self):
+        return ["crm/_job.html"] if self.request.htmx else [self.template_name]
+
+    def get_context_data(self, **kwargs):
+        from .forms import ImportModeForm
+
+        job = self.get_job()
+        ctx = super().get_context_data(job=job, **kwargs)
+        entity = jobs.entity_of(job)
+        ctx.update(entity=entity, progress=jobs.read_progress(job) if job.running else None,
+                   mine=job.user_id == self.request.user.pk, mode_form=ImportModeForm(initial={"mode": job.mode}))
+        if job.kind == Job.Kind.IMPORT and job.report.get("unmatched"):
+            resource = entity.resource_class(user=self.request.user)
+            matched = set(job.report.get("columns", {}).values())
+            ctx["mappable"] = [h for h in resource.headers() if h not in matched]
+        return ctx
+
+
+class JobActionView(JobMixin, View):
+    """POST-only steps of a job: start the validated import, validate again with mapped
+    columns, undo a finished import."""
+
+    def post(self, request, *args, **kwargs):
+        from .forms import IMPORT_MODES
+
+        job = self.get_job()
+        action = kwargs["action"]
+        mode = request.POST.get("mode") if request.POST.get("mode") in dict(IMPORT_MODES) else None
+        try:
+            if action == "confirm":
+                jobs.confirm_import(job, request.user, mode)
+            elif action == "undo":
+                jobs.request_undo(job, request.user)
+            elif action == "remap":
+                mapping = {header: request.POST.get(f"map-{i}", "") for i, header in
+                           enumerate(job.report.get("unmatched", []))}
+                jobs.revalidate(job, request.user, mapping, mode)
+            else:
+                raise Http404("No such step.")
+        except jobs.JobStateError as e:
+            messages.warning(request, str(e))
+        return redirect(job)
+
+
+class JobFileView(JobMixin, View):
+    """The finished export, or an import's error report."""
+
+    def get(self, request, *args, **kwargs):
+        from django.core.files.storage import default_storage
+        from django.http import FileResponse
+
+        job = self.get_job()
+        if not job.result or not default_storage.exists(job.result):
+            raise Http404("This job has no file (any more).")
+        if job.kind == Job.Kind.EXPORT:
+            name = job.filename
+        else:
+            name = f"{job.filename.rsplit('.', 1)[0] or 'import'}-errors.csv"
+        return FileResponse(default_storage.open(job.result, "rb"), as_attachment=True, filename=name)
+
+
+# -- saved views of the grids ------------------------------------------------------------------
+
+def grid_entity(namespace, user):
+    """The Entity whose grid is `namespace`, when the user may open that grid; else 404."""
+    for entity in ENTITIES:
+        if entity.namespace == namespace:
+            if access(user).administers if entity.administration else entity.may_view(user):
+                return entity
+            break
+    raise Http404("No such grid.")
+
+
+def grid_url(view):
+    """The grid with the saved view applied (the plain grid for a view of nothing)."""
+    return f"{reverse(f'{view.grid}:list')}?{view.query or GridView.PLAIN}"
+
+
+class SavedViewForm(BootstrapMixin, forms.ModelForm):
+    share = forms.BooleanField(required=False)
+
+    class Meta:
+        model = SavedView
+        fields = ["name", "is_default"]
+        labels = {"is_default": "Make it my default for this grid"}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        unit = user.primary_unit
+        if unit is None:  # nobody to share with
+            del self.fields["share"]
+        else:
+            self.fields["share"].label = f"Share with {unit}"
+            self.fields["share"].help_text = f"Members of {unit} see and apply it; only you change it."
+            self.fields["share"].initial = self.instance.shared_with_id is not None
+        self.fields["name"].widget.attrs.setdefault("placeholder", "e.g. Key accounts in Germany")
+
+
+class SavedViewMixin(LoginRequiredMixin):
+    template_name = "crm/saved_view_form.html"
+    owner_only = True
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        if "pk" in kwargs:
+            # Another user's view that is not shared with one of my units does not exist for me.
+            self.saved = services.visible_saved_views(request.user).filter(pk=kwargs["pk"]).first()
+            if self.saved is None:
+                raise Http404("No such saved view.")
+            if self.owner_only and self.saved.owner_id != request.user.pk:
+                raise PermissionDenied("Only its owner changes a saved view.")
+            self.entity = grid_entity(self.saved.grid, request.user)
+        return super().dispatch(request, *args, **kwargs)
+
+    def render_form(self, form, status=200):
+        return self.render_to_response(self.get_context_data(form=form, saved=form.instance, entity=self.entity,
+                                                             grid_url=grid_url(form.instance)), status=status)
+
+    def save(self, form):
+        saved = services.save_view(form.save(commit=False), self.request.user, share=form.cleaned_data.get("share"))
+        messages.success(self.request, f"Saved the view “{saved.name}”.")
+        return redirect(grid_url(saved))
+
+
+class SavedViewCreateView(SavedViewMixin, TemplateView):
+    """Save the grid's current state (posted as `query` by the grid's Views menu) under a name."""
+
+    def post(self, request, *args, **kwargs):
+        from django.http import QueryDict
+
+        self.entity = grid_entity(request.POST.get("grid", ""), request.user)
+        query = services.grid_query(QueryDict(request.POST.get("query", "")))
+        form = SavedViewForm(request.POST, user=request.user,
+                             instance=SavedView(owner=request.user, grid=self.entity.namespace, query=query))
+        if not form.is_valid():
+            return self.render_form(form, status=400)
+        return self.save(form)
+
+
+class SavedViewEditView(SavedViewMixin, TemplateView):
+    """Rename a view of mine, make it my default or not, share it or not."""
+
+    def get(self, request, *args, **kwargs):
+        return self.render_form(SavedViewForm(instance=self.saved, user=request.user))
+
+    def post(self, request, *args, **kwargs):
+        form = SavedViewForm(request.POST, instance=self.saved, user=request.user)
+        if not form.is_valid():
+            return self.render_form(form, status=400)
+        return self.save(form)
+
+
+class SavedViewApplyView(SavedViewMixin, View):
+    """A saved view's own address (mine or shared with my units): the grid with it applied."""
+
+    owner_only = False
+
+    def get(self, request, *args, **kwargs):
+        return redirect(grid_url(self.saved))
+
+
+class SavedViewDefaultView(SavedViewMixin, View):
+    """POST: make the view my default for its grid, or stop (`default=0`)."""
+
+    def post(self, request, *args, **kwargs):
+        self.saved.is_default = request.POST.get("default", "1") != "0"
+        services.save_view(self.saved, request.user)
+        messages.success(request, f"“{self.saved.name}” is {'now' if self.saved.is_default else 'no longer'} "
+                                  f"your default for {self.entity.verbose_name_plural}.")
+        return redirect(grid_url(self.saved))
+
+
+class SavedViewDeleteView(SavedViewMixin, View):
+    def post(self, request, *args, **kwargs):
+        services.delete_view(self.saved, request.user)
+        messages.success(request, f"Deleted the view “{self.saved.name}”.")
+        return redirect(f"{reverse(f'{self.entity.namespace}:list')}?{GridView.PLAIN}")
+
+
+class OwnerAutocompleteView(LoginRequiredMixin, View):
+    """<option>s for a grid's owner filter (an autocomplete: an organization has too many
+    users for one select): the users that filter may offer (crm.filters.visible_owners)
+    still chosen, then up to 20 whose name, username or email holds every word of `q`."""
+
+    limit = 20
+
+    def get(self, request, grid):
+        from django.db.models import Q
+        from django.utils.html import format_html, format_html_join
+        from django.utils.safestring import mark_safe
+
+        from .filters import visible_owners
+
+        users = visible_owners(request.user, grid_entity(grid, request.user).model)
+        chosen_ids = parse_ids(request.GET.getlist(request.GET.get("field", "")))
+        chosen = list(users.filter(pk__in=chosen_ids)) if chosen_ids else []
+        q = request.GET.get("q", "").strip()
+        found = []
+        if q:
+            cond = Q()
+            for term in q.split():
+                cond &= (Q(username__ilike=term) | Q(first_name__ilike=term) | Q(last_name__ilike=term)
+                         | Q(email__ilike=term))
+            found = list(users.filter(cond).exclude(pk__in=[u.pk for u in chosen]).order_by("username")[: self.limit])
+        options = mark_safe("" if request.GET.get("multiple") == "1" else '<option value="">---------</option>')
+        options += format_html_join("", '<option value="{}" selected>{}</option>', ((u.pk, u) for u in chosen))
+        options += format_html_join("", '<option value="{}">{}</option>', ((u.pk, u) for u in found))
+        if q and not found:
+            options += format_html('<option value="" disabled>No match for “{}”</option>', q)
+        return HttpResponse(options)

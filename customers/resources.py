@@ -4,39 +4,44 @@ Names resolve per batch in one query each: channels among all channels, accounts
 the accounts the importing user may view (an account he may not see is not matched: it
 counts as unknown and a new one is created, rather than revealing or touching it).
 Unknown accounts are created for the whole batch at once, owned by the importing user in
-his primary unit. Email and Phone are the primary email and phone; after each batch
-customers.services.sync_primary_rows makes them the primary rows, in a few queries.
+his primary unit. A row without an ID matches the customer of its name in its channel.
+Email and Phone are the primary email and phone: a new customer's rows are inserted with
+it, a changed one's follow through customers.services.sync_primary_rows, in a few queries.
 
 Parent is the parent company's name in the row's channel: a customer the user may view or
-one created by an earlier row of the file. The whole file's parents are resolved and its
-tree checked (cycles, depth) before the first batch, in a few queries for the file
-(customers.tree: one walk up, one walk down, parent_refusal over the file's own parents).
-New customers of a batch are inserted parents first, then their predefined groups.
+one created by an earlier row of the file. Each batch's parents are resolved and its tree
+checked (cycles, depth) before its rows, against the database as the earlier batches left
+it, in a few queries (customers.tree: one walk up, one walk down, parent_refusal over the
+batch's own parents). New customers of a batch are inserted parents first, then their
+predefined groups.
 """
 import re
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, OuterRef
-from django.db.models.functions import Lower
+from django.db.models import Case, CharField, Exists, F, OuterRef, Value, When
+from django.db.models.functions import Concat, Lower
 from import_export import fields, widgets
 
 from accounts.models import Account
 from channels.models import Channel
-from crm.access import access, restrict
-from crm.resources import CountryWidget, CRMResource, NameWidget, OwnedResource, unneutralise
+from crm.access import access, prefixed, restrict
+from crm.exports import MONEY, Column, Folded, choice, integer_kind, joined
+from crm.resources import EMAIL_HEADERS, PHONE_HEADERS, CountryWidget, CRMResource, NameWidget, OwnedResource, chunked
 
 from . import services
-from .models import (CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer, Location, LocationTag, name_clash_message,
-                     name_clashes)
+from .models import (CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer, CustomerEmail, CustomerGroup, Location,
+                     LocationTag, name_clash_message, name_clashes)
 from .tree import ancestor_map, parent_refusal, subtree_heights
 
-NEW = "new"  # stand-in keys (NEW, index in the file) for the file's rows without an ID
+NEW = "new"  # stand-in keys (NEW, row number in the batch) for the batch's new customers
 CHUNK = 500  # SQLite caps the number of query parameters
+ACCOUNT_NAME_LENGTH = Account._meta.get_field("name").max_length
 
 
 class CurrencyWidget(widgets.Widget):
     codes = {code for code, _ in CURRENCIES}
+    checks_choices = True
 
     def clean(self, value, row=None, **kwargs):
         text = str(value or "").strip().upper()
@@ -48,6 +53,9 @@ class CurrencyWidget(widgets.Widget):
 
     def render(self, value, obj=None, **kwargs):
         return value or ""
+
+    def export_column(self, path, field):
+        return Column(path)
 
 
 class MoneyWidget(widgets.Widget):
@@ -66,6 +74,9 @@ class MoneyWidget(widgets.Widget):
 
     def render(self, value, obj=None, **kwargs):
         return "" if value is None else f"{value:.2f}"
+
+    def export_column(self, path, field):
+        return Column(path, MONEY)
 
 
 class OptionalMoneyWidget(MoneyWidget):
@@ -94,6 +105,9 @@ class DaysWidget(widgets.Widget):
 
     def render(self, value, obj=None, **kwargs):
         return "" if value is None else str(value)
+
+    def export_column(self, path, field):
+        return Column(path, integer_kind(field))
 
 
 class ParentError(str):
@@ -128,8 +142,8 @@ class AccountWidget(NameWidget):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.current = {}    # {customer id as text: its current account}
-        self.created = {}    # {lower-case name: account created by this import}
+        self.current = None  # the current account of the customer the row updates
+        self.created = {}    # {lower-case name: account created for this batch}
         self.refusal = None  # why unknown accounts could not be created
 
     def clean(self, value, row=None, **kwargs):
@@ -137,11 +151,13 @@ class AccountWidget(NameWidget):
         if not text:
             return None
         key = text.lower()
-        current = self.current.get(str((row or {}).get("ID") or "").strip())
+        current = self.current
         if current is not None and current.name.lower() == key:
             return current
         found = self.cache.get(key) or self.created.get(key)
         if found is None:
+            if len(text) > ACCOUNT_NAME_LENGTH:
+                raise ValueError(f"An account name has at most {ACCOUNT_NAME_LENGTH} characters.")
             raise ValueError(f"Unknown account '{text}': {self.refusal or 'it could not be created'}.")
         return found
 
@@ -187,6 +203,23 @@ class BusinessCustomerResource(OwnedResource):
         widget=DaysWidget(BusinessCustomer._meta.get_field("approval_expiry_days").default))
 
     required_columns = ("Name", "Channel", "Account")
+    natural_key = ("name", "channel")
+    natural_key_unique = True
+    header_aliases = {
+        "Name": ("Customer", "Customer Name", "Company", "Company Name", "Business Customer"),
+        "Channel": ("Channel Name", "Sales Channel"),
+        "Account": ("Account Name",),
+        "Tax Number": ("Tax ID", "VAT Number", "VAT ID"),
+        "Email": EMAIL_HEADERS + ("Primary Email",),
+        "Phone": PHONE_HEADERS + ("Primary Phone",),
+        "Website": ("Web Site", "URL", "Homepage"),
+        "Billing Postal Code": ("Billing Zip", "Billing ZIP Code", "Billing Postcode"),
+        "Shipping Postal Code": ("Shipping Zip", "Shipping ZIP Code", "Shipping Postcode"),
+        "Billing Country": ("Billing Country Code",),
+        "Shipping Country": ("Shipping Country Code",),
+        "Lifetime Value": ("Lifetime Sales Value",),
+        "Parent": ("Parent Company",),
+    }
 
     class Meta(OwnedResource.Meta):
         model = BusinessCustomer
@@ -202,69 +235,126 @@ class BusinessCustomerResource(OwnedResource):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["parent"].widget.resource = self
-        self.started = False
+        self.accounts_created, self.accounts_named = 0, []  # how many, and the first names (for the note)
+        self.parent_plan, self.created_rows, self.row_number = None, {}, 1
 
     def get_queryset(self):
-        # skip_row compares each row's parent: loaded with the rows, not one query per row.
+        # The tree checks read each matched row's parent: loaded with the rows, not one query per row.
         return super().get_queryset().select_related("parent")
 
-    def start_import(self, report, body, headers):
-        self.started = True
-        self.seen_names = {}        # {(lower name, channel id): ID cell}, across batches
-        self.accounts_created = []  # names, in file order
-        self.rows_done = 0          # rows of the earlier batches: a batch's row n is the file's row rows_done + n
-        self.created_rows = {}      # {(NEW, index): instance} of the file's new customers
-        self.parent_plan = self.plan_parents(body, headers) if "Parent" in headers else None
+    def finish_import(self, report):
+        n = self.accounts_created
+        if not n:
+            return []
+        names = ", ".join(self.accounts_named[:10]) + (", …" if n > 10 else "")
+        return [f"{n} account{'s' if n != 1 else ''} will be created: {names}."]
 
-    # -- the company tree of the whole file -------------------------------------------------------
-    def plan_parents(self, body, headers):
-        """{index in the file: parent key or ParentError}: parents resolved by name in the
-        row's channel (an earlier row of the file, else a customer the user may view), then
-        each row checked by parent_refusal with the file's parents overriding the database."""
-        column = {h: i for i, h in enumerate(headers)}
+    # -- a batch ------------------------------------------------------------------------------
+    def prepare_rows(self, batch):
+        self.created_rows = {}  # {(NEW, row number): instance} of the batch's new customers
+        self.prepare_accounts(batch)
+        self.parent_plan = self.plan_parents(batch) if "Parent" in batch.headers else None
 
-        def cell(cells, name):
-            return str(unneutralise(cells[column[name]]) or "").strip() if name in column else ""
+    def prepare_accounts(self, batch):
+        """Accounts for the names of the batch that name none the user may view, created at
+        once (the rows refer to them), owned by him in his primary unit."""
+        widget = self.fields["account"].widget
+        widget.created, widget.refusal = {}, None
+        if "Account" not in batch.headers:
+            return
+        unknown = {}
+        for number, row in enumerate(batch.rows, start=1):
+            text = row.get("Account", "")
+            key = text.lower()
+            if not text or key in widget.cache or number in self.match_errors or len(text) > ACCOUNT_NAME_LENGTH:
+                continue
+            current = self.matches.get(number)
+            if current is not None and current.account.name.lower() == key:
+                continue
+            unknown.setdefault(key, text)
+        if not unknown:
+            return
+        try:
+            widget.created = self.create_accounts(list(unknown.values()))
+        except PermissionDenied as e:
+            widget.refusal = str(e).rstrip(".")
+        else:
+            self.accounts_created += len(unknown)
+            self.accounts_named += list(unknown.values())[: 11 - len(self.accounts_named)]
 
-        rows = [(cell(c, "ID"), cell(c, "Name"), cell(c, "Channel").lower(), cell(c, "Parent")) for _, c in body]
-        channels = {}
-        channel_names = sorted({r[2] for r in rows if r[2]})
-        for i in range(0, len(channel_names), CHUNK):
-            for channel in Channel.objects.annotate(key=Lower("name")).filter(key__in=channel_names[i : i + CHUNK]):
-                channels.setdefault(channel.key, channel)
-        ids = sorted({int(r[0]) for r in rows if r[0].isascii() and r[0].isdigit() and int(r[0]) < 2**63})
-        existing = {}  # {id: (parent id, parent name, parent visible)}
-        for i in range(0, len(ids), CHUNK):
-            for pk, parent_id, name, owner_id, unit_id in (
-                    BusinessCustomer.objects.filter(pk__in=ids[i : i + CHUNK]).values_list(
-                        "pk", "parent_id", "parent__name", "parent__owner_id", "parent__business_unit_id")):
-                visible = parent_id is not None and access(self.user).can(
-                    "view", BusinessCustomer(pk=parent_id, owner_id=owner_id, business_unit_id=unit_id))
-                existing[pk] = (parent_id, name, visible)
-        wanted = sorted({r[3].lower() for r in rows if r[3]})
-        found = {}  # {(lower name, channel id): id} among the customers the user may view
-        channel_ids = sorted({c.pk for c in channels.values()})
-        for i in range(0, len(wanted), CHUNK):
-            qs = restrict(BusinessCustomer.objects.annotate(key=Lower("name")).filter(
-                key__in=wanted[i : i + CHUNK], channel_id__in=channel_ids), self.user, "view")
-            for key, channel_id, pk in qs.values_list("key", "channel_id", "pk"):
-                found[(key, channel_id)] = pk
+    def create_accounts(self, names):
+        """{lower-case name: new account}. The checks of customers.services.create_accounts;
+        written through the import's writer so their history rows carry the import's reason
+        (Undo deletes them with the customers)."""
+        user = self.user
+        if user is None or not access(user).may(Account, "create"):
+            raise PermissionDenied("You may not create accounts.")
+        unit = user.primary_unit
+        if unit is None or not access(user).may_place(Account, user, unit):
+            raise PermissionDenied("You have no primary business unit to own new accounts.")
+        accounts = [Account(name=name, owner=user, business_unit=unit) for name in names]
+        self.session.writer.create(Account, accounts)
+        return {a.name.lower(): a for a in accounts}
+
+    def check_unique(self, batch):
+        """A name is unique per channel (case-insensitive): twice in the file, or taken by
+        another customer of that channel, is a row error (customers.models.name_clashes and
+        name_clash_message, the form's check too: one query for the batch, the existing
+        record named only if the user may view it)."""
+        channel_widget = self.fields["channel"].widget
+        names, texts = batch["Name"], batch["Channel"]
+        channels = [channel_widget.lookup(text) if text else None for text in texts]
+        taken = name_clashes([(name, channel.pk) for name, channel in zip(names, channels) if channel])
+        for number, (line, name, text, channel) in enumerate(zip(batch.lines, names, texts, channels), start=1):
+            if not name or channel is None or number in self.match_errors:
+                continue
+            key = (name.lower(), channel.pk)
+            if self.session.earlier_line((name.lower(), text.lower()), key, line):
+                self.batch_errors[number] = {"name": f"“{name}” appears twice in the file for channel {channel}."}
+            elif key in taken and str(taken[key].pk) != self.row_pk(number):
+                self.batch_errors[number] = {"name": name_clash_message(taken[key], channel, self.user)}
+
+    def exists_message(self, record, by_id=False):
+        if by_id:
+            return super().exists_message(record, by_id)
+        return name_clash_message(record, record.channel, self.user)  # the form's words
+
+    # -- the company tree ---------------------------------------------------------------------------
+    def plan_parents(self, batch):
+        """{row number: parent key or ParentError} for the batch. The parent is named in the
+        row's channel: an earlier row of the batch, else a customer the user may view or one
+        an earlier row of the file wrote (earlier batches are in the database already). Then
+        each row is checked by parent_refusal, the batch's own parents overriding the
+        database, in order: the row that closes a cycle or deepens the tree too far is the
+        one refused. A few queries per batch (customers.tree: one walk up, one walk down)."""
+        channel_widget = self.fields["channel"].widget
+        rows = [(number, row.get("Name", ""), channel_widget.lookup(row.get("Channel", "")), row.get("Parent", ""))
+                for number, row in enumerate(batch.rows, start=1)]
+        wanted = sorted({parent.lower() for *_, parent in rows if parent})
+        channel_ids = sorted({channel.pk for _, _, channel, _ in rows if channel is not None})
+        candidates = []  # (lower name, channel id, pk) of the customers bearing a wanted name
+        for part in chunked(wanted):
+            candidates += BusinessCustomer.objects.annotate(key=Lower("name")).filter(
+                key__in=part, channel_id__in=channel_ids).values_list("key", "channel_id", "pk")
+        unseen = [pk for _, _, pk in candidates if pk not in self.session.touched]
+        visible = set()
+        for part in chunked(unseen):
+            visible.update(restrict(BusinessCustomer.objects.filter(pk__in=part), self.user, "view")
+                           .values_list("pk", flat=True))
+        found = {(key, channel_id): pk for key, channel_id, pk in candidates
+                 if pk in visible or pk in self.session.touched}
 
         plan, parents, seen, keys = {}, {}, {}, {}
-        for index, (pk_text, name, channel_key, parent_text) in enumerate(rows):
-            channel = channels.get(channel_key)
-            if pk_text:
-                key = int(pk_text) if pk_text.isdigit() and int(pk_text) in existing else None
-            else:
-                key = (NEW, index)
-            if key is None or channel is None:
+        for number, name, channel, parent_text in rows:
+            if number in self.match_errors or channel is None:
                 continue  # the row's ID or Channel column reports it
+            instance = self.matches.get(number)
+            key = instance.pk if instance is not None else (NEW, number)
             if name:
                 seen[(name.lower(), channel.pk)] = key
-            current_id, current_name, current_visible = existing.get(key, (None, None, True))
-            keeps_hidden = current_id is not None and not current_visible and (
-                not parent_text or parent_text.lower() == (current_name or "").lower())
-            if keeps_hidden:
+            current_id = instance.parent_id if instance is not None else None
+            hidden = current_id is not None and not access(self.user).can("view", instance.parent)
+            if hidden and (not parent_text or parent_text.lower() == instance.parent.name.lower()):
                 # Exported blank (its name is not his to see): a blank cell keeps it.
                 parent = current_id
             elif not parent_text:
@@ -273,39 +363,37 @@ class BusinessCustomerResource(OwnedResource):
                 lookup = (parent_text.lower(), channel.pk)
                 parent = seen.get(lookup, found.get(lookup))
                 if parent is None:
-                    plan[index] = ParentError(
+                    plan[number] = ParentError(
                         f"Unknown parent company '{parent_text}' in {channel}: name a business customer of the "
                         "row's channel that you may view, or one created by an earlier row of this file.")
                     continue
-            plan[index] = parents[key] = parent
-            keys[index] = key
+            plan[number] = parents[key] = parent
+            keys[number] = key
 
-        # The file applies in order: a row is checked against the database as the earlier
-        # rows leave it, so the row that closes a cycle or deepens the tree is the one refused.
         db_ids = {k for k in list(parents) + list(parents.values()) if isinstance(k, int)}
         tree = ancestor_map(db_ids)
         heights = subtree_heights([k for k in parents if isinstance(k, int)])
         accepted = []
-        for index, parent in plan.items():
+        for number, parent in plan.items():
             if isinstance(parent, ParentError):
                 continue
-            refusal = parent_refusal(keys[index], parent, tree, heights)
+            refusal = parent_refusal(keys[number], parent, tree, heights)
             if refusal:
-                plan[index] = ParentError(refusal)
+                plan[number] = ParentError(refusal)
             else:
-                tree[keys[index]] = parent
-                accepted.append(index)
+                tree[keys[number]] = parent
+                accepted.append(number)
         # A later row may hang an earlier row's subtree deeper than the heights known from the
-        # database: the final tree is checked once more.
-        for index in accepted:
-            refusal = parent_refusal(keys[index], plan[index], tree, heights)
+        # database: the batch's final tree is checked once more.
+        for number in accepted:
+            refusal = parent_refusal(keys[number], plan[number], tree, heights)
             if refusal:
-                plan[index] = ParentError(refusal)
+                plan[number] = ParentError(refusal)
         return plan
 
     def planned_parent(self):
         """The current row's parent: a customer by id, an instance created by an earlier row, or None."""
-        entry = (self.parent_plan or {}).get(self.row_index)
+        entry = (self.parent_plan or {}).get(self.row_number)
         if isinstance(entry, ParentError):
             raise ValueError(str(entry))
         if entry is None:
@@ -317,96 +405,15 @@ class BusinessCustomerResource(OwnedResource):
             return created
         return BusinessCustomer(pk=entry)  # compared and saved by its id only
 
-    def finish_import(self, report):
-        n = len(self.accounts_created)
-        if not n:
-            return []
-        names = ", ".join(self.accounts_created[:10]) + (", …" if n > 10 else "")
-        return [f"{n} account{'s' if n != 1 else ''} will be created: {names}."]
-
-    # -- a batch ------------------------------------------------------------------------------
-    def before_import(self, dataset, **kwargs):
-        if not self.started:  # the admin's import: the whole file is one batch
-            self.start_import(None, list(enumerate(dataset, start=2)), list(dataset.headers))
-        super().before_import(dataset, **kwargs)
-        self.saved = []
-        self.row_offset, self.rows_done = self.rows_done, self.rows_done + len(dataset)
-        self.prepare_accounts(dataset)
-
+    # -- a row: query-free checks, the model's rules ---------------------------------------------
     def import_instance(self, instance, row, **kwargs):
-        self.row_index = self.row_offset + kwargs.get("row_number", 1) - 1
+        self.row_number = kwargs.get("row_number", 1)
         new = instance.pk is None
+        self.fields["account"].widget.current = None if new else instance.account
         super().import_instance(instance, row, **kwargs)
         if new:
-            self.created_rows[(NEW, self.row_index)] = instance
+            self.created_rows[(NEW, self.row_number)] = instance
 
-    def bulk_create(self, using_transactions, dry_run, raise_errors, batch_size=None, result=None):
-        """Parents before their subsidiaries (a parent created by the same batch needs its id
-        first: one insert per level of the batch's new tree), then the predefined groups of
-        every new customer in one insert."""
-        pending, created = list(self.create_instances), []
-        while pending:
-            ready = [o for o in pending if o.parent is None or o.parent.pk is not None]
-            if not ready:
-                break  # cannot happen: parent_refusal refused cycles
-            taken = {id(o) for o in ready}
-            pending = [o for o in pending if id(o) not in taken]
-            created += ready
-            self.create_instances = list(ready)  # the base class clears the list it writes
-            super().bulk_create(using_transactions, dry_run, raise_errors, batch_size, result)
-        ids = [o.pk for o in created if o.pk is not None]
-        if ids:
-            services.create_predefined_groups(ids)
-
-    def prepare_accounts(self, dataset):
-        widget = self.fields["account"].widget
-        widget.created, widget.refusal = {}, None
-        ids = [str(v or "").strip() for v in dataset["ID"]] if "ID" in dataset.headers else [""] * len(dataset)
-        known_ids = [int(i) for i in ids if i.isdigit()]
-        widget.current = {
-            str(c.pk): c.account for c in
-            restrict(BusinessCustomer.objects.filter(pk__in=known_ids), self.user, "change").select_related("account")
-        } if known_ids else {}
-        unknown = {}
-        if "Account" in dataset.headers:
-            for pk, value in zip(ids, dataset["Account"]):
-                text = str(value or "").strip()
-                key = text.lower()
-                if not text or key in widget.cache:
-                    continue
-                current = widget.current.get(pk)
-                if current is not None and current.name.lower() == key:
-                    continue
-                unknown.setdefault(key, text)
-        if unknown:
-            try:
-                widget.created = services.create_accounts(list(unknown.values()), self.user)
-            except PermissionDenied as e:
-                widget.refusal = str(e).rstrip(".")
-            else:
-                self.accounts_created.extend(unknown.values())
-
-    def check_unique(self, dataset):
-        """A name is unique per channel (case-insensitive): twice in the file, or taken by
-        another customer of that channel, is a row error (customers.models.name_clashes and
-        name_clash_message, the form's check too: one query for the batch, the existing
-        record named only if the user may view it)."""
-        channel_widget = self.fields["channel"].widget
-        ids = [str(v or "").strip() for v in dataset["ID"]] if "ID" in dataset.headers else [""] * len(dataset)
-        names = [str(v or "").strip() for v in dataset["Name"]]
-        channels = [channel_widget.cache.get(str(v or "").strip().lower()) for v in dataset["Channel"]]
-        taken = name_clashes([(name, channel.pk) for name, channel in zip(names, channels) if channel])
-        for number, (pk, name, channel) in enumerate(zip(ids, names, channels), start=1):
-            if not name or channel is None:
-                continue
-            key = (name.lower(), channel.pk)
-            if key in self.seen_names:
-                self.batch_errors[number] = {"name": f"“{name}” appears twice in the file for channel {channel}."}
-            elif key in taken and str(taken[key].pk) != pk:
-                self.batch_errors[number] = {"name": name_clash_message(taken[key], channel, self.user)}
-            self.seen_names[key] = pk
-
-    # -- a row: query-free checks, the model's rules ---------------------------------------------
     def validate_row(self, instance, row):
         errors = {}
         # A named but unknown channel or account was already reported by its column.
@@ -429,14 +436,41 @@ class BusinessCustomerResource(OwnedResource):
         if errors:
             raise ValidationError(errors)
 
-    def after_save_instance(self, instance, row, **kwargs):
-        self.saved.append(instance)
+    # -- writes -----------------------------------------------------------------------------------
+    def save_new(self, objs):
+        """Parents before their subsidiaries: a parent created by the same batch needs its id
+        first (one insert per level of the batch's new tree)."""
+        def parent_saved(obj):
+            parent = obj._state.fields_cache.get("parent")
+            return parent is None or parent.pk is not None
 
-    def after_import(self, dataset, result, **kwargs):
-        super().after_import(dataset, result, **kwargs)
-        if not (result.has_errors() or result.has_validation_errors()):
-            services.sync_primary_rows(self.saved)
-        self.saved = []
+        pending = list(objs)
+        while pending:
+            ready = [o for o in pending if parent_saved(o)]
+            if not ready:
+                break  # cannot happen: parent_refusal refused cycles
+            taken = {id(o) for o in ready}
+            pending = [o for o in pending if id(o) not in taken]
+            super().save_new(ready)
+
+    def after_save(self, created, updated):
+        """New customers get their primary email and phone rows and their predefined groups
+        (Admin, Buyer, Requester, Contact), inserted for the whole batch; changed ones have
+        their email and phone rows put in step with the columns (services.sync_primary_rows)."""
+        writer = self.session.writer
+        work = CustomerEmail._meta.get_field("kind").default
+        for model, value_field, column in services.CONTACT_POINTS:
+            writer.insert_values(model, ["customer_id", value_field, "kind", "is_primary"],
+                                 [[c.pk, getattr(c, column).strip(), work, True]
+                                  for c in created if getattr(c, column).strip()])
+        writer.insert_values(CustomerGroup, ["customer_id", "kind"],
+                             [[c.pk, kind] for c in created for kind in CustomerGroup.Kind.values])
+        if updated:
+            services.sync_primary_rows(updated)
+
+    def restore_children(self, instances):
+        """Undo gave these customers their columns back: their email and phone rows follow."""
+        services.sync_primary_rows([c for c in instances if isinstance(c, BusinessCustomer)])
 
     # -- export -------------------------------------------------------------------------------
     def dehydrate_parent(self, obj):
@@ -449,6 +483,16 @@ class BusinessCustomerResource(OwnedResource):
     @classmethod
     def export_queryset(cls, queryset):
         return queryset.select_related("channel", "account", "owner", "business_unit", "parent")
+
+    def export_columns(self):
+        """The Parent as dehydrate_parent writes it: the user's view condition applied to the
+        parent row through its join (a test on that one row, not a subquery of every customer
+        he may view)."""
+        name = F("parent__name")
+        condition = access(self.user).condition(BusinessCustomer, "view") if self.user is not None else None
+        if condition is not None:
+            name = Case(When(prefixed(condition, "parent"), then=name), default=Value(""), output_field=CharField())
+        return {"parent": Column(name)}
 
 
 # -- locations -----------------------------------------------------------------------------------
@@ -463,13 +507,19 @@ def split_customer(text):
     return (match["name"], match["channel"].strip()) if match else (text, None)
 
 
+def customer_name_shared(user):
+    """Whether another customer `user` may view bears the name of the location's customer
+    (an Exists bounded by the row: customers of that name)."""
+    others = BusinessCustomer.objects.annotate(key=Lower("name")).filter(
+        key=Lower(OuterRef("customer__name"))).exclude(pk=OuterRef("customer_id"))
+    return Exists(restrict(others, user, "view"))
+
+
 def with_shared_customer_names(queryset, user):
     """Locations marked `customer_name_shared` when another customer `user` may view bears
     their customer's name: those are exported as `Name (Channel)`. Customers he may not view
     never count, so the export tells nothing about them."""
-    others = BusinessCustomer.objects.annotate(key=Lower("name")).filter(
-        key=Lower(OuterRef("customer__name"))).exclude(pk=OuterRef("customer_id"))
-    return queryset.annotate(customer_name_shared=Exists(restrict(others, user, "view")))
+    return queryset.annotate(customer_name_shared=customer_name_shared(user))
 
 
 class LocationCustomerWidget(NameWidget):
@@ -513,6 +563,12 @@ class LocationCustomerWidget(NameWidget):
                              "when several bear the name, 'Name (Channel)'.")
         return same[0]
 
+    def lookup(self, text):
+        try:
+            return self.resolve(str(text or "").strip())
+        except ValueError:
+            return None
+
     def clean(self, value, row=None, **kwargs):
         text = str(value or "").strip()
         if not text:
@@ -532,6 +588,7 @@ class LocationTypeWidget(widgets.Widget):
     keeps the current type (a new location: Office)."""
 
     choices = {k.lower(): v for v, label in Location.Type.choices for k in (v, label)}
+    checks_choices = True
 
     def clean(self, value, row=None, **kwargs):
         text = str(value or "").strip()
@@ -598,6 +655,11 @@ class LocationResource(CRMResource):
     email = location_char("email", "Email")
     phone = location_char("phone", "Phone")
 
+    natural_key = ("customer", "name")
+    natural_key_unique = True
+    header_aliases = {"Customer": ("Customer Name", "Company", "Business Customer"),
+                      "Name": ("Location", "Location Name")}
+
     class Meta(CRMResource.Meta):
         model = Location
         fields = ("id", "customer", "name", "type", "tags", "street", "city", "postal_code", "region", "country",
@@ -618,6 +680,17 @@ class LocationResource(CRMResource):
         """The admin's export: the same rows as the app's."""
         return self.export_rows(queryset)
 
+    def export_columns(self):
+        """The dehydrate methods below, in SQL."""
+        name = F("customer__name")
+        if self.user is not None:
+            with_channel = Concat(name, Value(" ("), F("customer__channel__name"), Value(")"), output_field=CharField())
+            name = Case(When(customer_name_shared(self.user), then=with_channel), default=name,
+                        output_field=CharField())
+        tags = LocationTag.objects.filter(locations=OuterRef("pk")).order_by(Folded("name"), "name")
+        return {"customer": Column(name), "type": Column(choice("type", Location.Type.choices)),
+                "tags": joined(tags, "name", "; "), "country": Column("country")}
+
     def dehydrate_customer(self, obj):
         customer = obj.customer
         if getattr(obj, "customer_name_shared", False):
@@ -634,58 +707,49 @@ class LocationResource(CRMResource):
         return obj.country.code or ""
 
     # -- import --------------------------------------------------------------------------------
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.seen_names = set()  # (customer id, lower name) across batches (the admin imports one)
+    def file_key_columns(self):
+        return {"Customer", "Name"}
 
-    def start_import(self, report, body, headers):
-        self.seen_names = set()
+    def file_key(self, row):
+        # The customer's name without "(Channel)": rows naming one customer both ways still meet.
+        customer, name = row.get("Customer", ""), row.get("Name", "")
+        return (split_customer(customer)[0].lower(), name.lower()) if customer and name else None
 
-    def before_import(self, dataset, **kwargs):
-        super().before_import(dataset, **kwargs)
-        ids = []
-        if "ID" in dataset.headers:
-            ids = [int(v) for v in dataset["ID"] if str(v or "").strip().isascii() and str(v).strip().isdigit()
-                   and int(v) < 2**63]
-        self.current_tags = {}  # {location id: {tag id}} of the batch's rows with an ID
+    def prepare_rows(self, batch):
+        ids = sorted(instance.pk for instance in self.matches.values())
+        self.current_tags = {}  # {location id: {tag id}} of the batch's matched locations
         links = Location.tags.through.objects
-        for i in range(0, len(ids), CHUNK):
-            for location_id, tag_id in links.filter(location_id__in=ids[i : i + CHUNK]).values_list(
-                    "location_id", "locationtag_id"):
+        for part in chunked(ids):
+            for location_id, tag_id in links.filter(location_id__in=part).values_list("location_id", "locationtag_id"):
                 self.current_tags.setdefault(location_id, set()).add(tag_id)
-        self.saved = []
 
-    def check_unique(self, dataset):
+    def check_unique(self, batch):
         """A location's name is unique per customer: a name twice in the file, or taken by
         another location of the customer, is a row error (one query per batch)."""
-        if "Customer" not in dataset.headers or "Name" not in dataset.headers:
+        if "Customer" not in batch.headers or "Name" not in batch.headers:
             return
         widget = self.fields["customer"].widget
-        ids = dataset["ID"] if "ID" in dataset.headers else [""] * len(dataset)
         rows = []
-        for number, (pk, customer_text, name) in enumerate(zip(ids, dataset["Customer"], dataset["Name"]), start=1):
-            name = str(name or "").strip()
-            try:
-                customer = widget.resolve(str(customer_text or "").strip()) if name else None
-            except ValueError:
-                customer = None  # the Customer column reports it
-            if customer is not None:
-                rows.append((number, str(pk or "").strip(), customer, name))
+        for number, (line, row) in enumerate(batch.items, start=1):
+            name = row["Name"]
+            customer = widget.lookup(row["Customer"]) if name and number not in self.match_errors else None
+            if customer is not None:  # else the Customer column reports it
+                rows.append((number, line, row, customer, name))
         taken = {}
         names = sorted({name.lower() for *_, name in rows})
-        customer_ids = sorted({customer.pk for _, _, customer, _ in rows})
-        for i in range(0, len(names), CHUNK):
+        customer_ids = sorted({customer.pk for _, _, _, customer, _ in rows})
+        for part in chunked(names):
             taken.update({(c, key): pk for c, key, pk in Location.objects.annotate(key=Lower("name")).filter(
-                key__in=names[i : i + CHUNK], customer_id__in=customer_ids).values_list("customer_id", "key", "pk")})
-        for number, pk, customer, name in rows:
+                key__in=part, customer_id__in=customer_ids).values_list("customer_id", "key", "pk")})
+        for number, line, row, customer, name in rows:
             key = (customer.pk, name.lower())
-            if key in self.seen_names:
+            clash = key in taken and str(taken[key]) != self.row_pk(number)
+            # A refused row claims no name: the row of the location holding it stays valid.
+            if self.session.earlier_line(self.file_key(row), key, line, claim=not clash):
                 self.batch_errors[number] = {"name": f"The file names the location '{name}' of {customer.name} twice."}
-            elif key in taken and str(taken[key]) != pk:
+            elif clash:
                 self.batch_errors[number] = {
                     "name": f"{customer.name} already has a location named '{name}' (ID {taken[key]})."}
-            else:  # a refused row claims no name: the row of the location holding it stays valid
-                self.seen_names.add(key)
 
     def import_instance(self, instance, row, **kwargs):
         instance._loaded_type = instance.type if instance.pk else Location.Type.OFFICE
@@ -704,20 +768,9 @@ class LocationResource(CRMResource):
         instance._tags_changed = tags is not None and {t.pk for t in tags} != current
         instance._final_tags = [t.pk for t in tags] if tags is not None else sorted(current)
 
-    def skip_row(self, instance, original, row, import_validation_errors=None):
-        if import_validation_errors or not self._meta.skip_unchanged or instance.pk is None:
-            return False
-        if getattr(instance, "_tags_changed", False):
-            return False
-        return all(field.get_value(instance) == field.get_value(original)
-                   for field in self.get_import_fields() if field.attribute and field.attribute != "csv_tags")
+    def other_changes(self, instance):
+        return getattr(instance, "_tags_changed", False)
 
-    def save_instance(self, instance, is_create, row, **kwargs):
-        super().save_instance(instance, is_create, row, **kwargs)
-        self.saved.append(instance)
-
-    def after_import(self, dataset, result, **kwargs):
-        super().after_import(dataset, result, **kwargs)
-        if not (result.has_errors() or result.has_validation_errors()) and self.saved:
-            services.write_location_tags(self.saved)
-        self.saved = []
+    def after_save(self, created, updated):
+        if created or updated:
+            services.write_location_tags(created + updated)

@@ -4,7 +4,7 @@ import pytest
 
 from channels.models import Channel
 from tests.factories import ChannelFactory
-from tests.toolkit import confirm, csv_bytes, export_csv, report_of, row_errors, upload
+from tests.toolkit import confirm, csv_bytes, export_csv, job_of, report_of, row_errors, upload
 
 HEADER = ["ID", "Name", "Type", "Status", "Entities"]
 
@@ -19,10 +19,10 @@ def test_valid_file_previews_then_confirm_creates(client):
                       ["", "Shop", "commerce", "INACTIVE", "business_customer"],
                       ["", "Fairs", "", "", ""]])
     response = upload(client, "channels", data)
-    assert response.status_code == 200, row_errors(response)
+    assert report_of(response).ok, row_errors(response)
     assert report_of(response).new == 3
     assert not Channel.objects.exists()
-    assert confirm(client, "channels", response).status_code == 302
+    assert report_of(confirm(client, "channels", response)).written
     got = {c.name: (c.type, c.status, c.entities) for c in Channel.objects.all()}
     assert got["Direct"] == ("sales", "active", "business_customer")
     assert got["Shop"] == ("commerce", "inactive", "business_customer")
@@ -33,7 +33,7 @@ def test_one_bad_row_in_a_hundred_writes_nothing(client):
     body = [["", f"Channel {i:03d}", "Sales", "Active", ""] for i in range(100)]
     body[55][2] = "Telepathy"  # file line 57
     response = upload(client, "channels", csv_bytes([HEADER] + body))
-    assert response.status_code == 400
+    assert not report_of(response).ok
     assert row_errors(response) == [(57, "Type", "Unknown type 'Telepathy'; use one of: Sales, Commerce.")]
     assert not Channel.objects.exists()
 
@@ -41,7 +41,7 @@ def test_one_bad_row_in_a_hundred_writes_nothing(client):
 def test_duplicate_names_in_the_file_are_row_errors(client):
     data = csv_bytes([HEADER, ["", "Web", "", "", ""], ["", "Fairs", "", "", ""], ["", "WEB", "", "", ""]])
     response = upload(client, "channels", data)
-    assert response.status_code == 400
+    assert not report_of(response).ok
     assert row_errors(response) == [(4, "Name", "The name 'WEB' appears twice in the file.")]
     assert not Channel.objects.exists()
 
@@ -53,11 +53,15 @@ def test_duplicate_across_batches_is_found(client, settings):
     assert row_errors(response) == [(4, "Name", "The name 'one' appears twice in the file.")]
 
 
-def test_names_taken_in_the_database_are_row_errors(client):
+def test_names_taken_in_the_database_are_row_errors_when_adding_only(client):
     taken = ChannelFactory(name="Web Store")
-    response = upload(client, "channels", csv_bytes([HEADER, ["", "web store", "", "", ""]]))
-    assert response.status_code == 400
-    assert row_errors(response) == [(2, "Name", f"A channel named 'web store' already exists (ID {taken.pk}).")]
+    # Add and update (the default): the row without an ID matches the channel of its name.
+    response = upload(client, "channels", csv_bytes([HEADER, ["", "web store", "Commerce", "", ""]]))
+    assert (report_of(response).new, report_of(response).update) == (0, 1), row_errors(response)
+    # Add only: the name is taken.
+    response = upload(client, "channels", csv_bytes([HEADER, ["", "web store", "", "", ""]]), mode="create")
+    assert not report_of(response).ok
+    assert row_errors(response) == [(2, "Name", f"A channel named 'Web Store' already exists (ID {taken.pk}).")]
     assert Channel.objects.count() == 1
 
 
@@ -86,11 +90,12 @@ def test_blank_type_and_status_keep_the_current_values(client):
 
 def test_confirm_checks_again_and_writes_nothing_if_the_file_no_longer_fits(client, settings):
     settings.CRM_IMPORT_BATCH_SIZE = 1  # the clash is in the second batch: the first must not stay written
-    response = upload(client, "channels", csv_bytes([HEADER, ["", "First", "", "", ""], ["", "Second", "", "", ""]]))
+    response = upload(client, "channels", csv_bytes([HEADER, ["", "First", "", "", ""], ["", "Second", "", "", ""]]),
+                      mode="create")
     assert response.status_code == 200
     ChannelFactory(name="Second")  # taken by someone else between validation and confirmation
     response = confirm(client, "channels", response)
-    assert response.status_code == 400
+    assert not report_of(response).ok
     assert [(e.row, e.column) for e in report_of(response).errors] == [(3, "Name")]
     assert list(Channel.objects.values_list("name", flat=True)) == ["Second"]
 
@@ -127,6 +132,7 @@ def test_export_filters_like_the_grid(client):
 
 
 def test_import_writes_history_by_the_importing_user(client, admin):
-    confirm(client, "channels", upload(client, "channels", csv_bytes([HEADER, ["", "Logged", "", "", ""]])))
+    job = job_of(confirm(client, "channels", upload(client, "channels", csv_bytes([HEADER, ["", "Logged", "", "", ""]]))))
     record = Channel.objects.get(name="Logged").history.get()
-    assert (record.history_type, record.history_user, record.history_change_reason) == ("+", admin, "CSV import")
+    assert (record.history_type, record.history_user, record.history_change_reason) == (
+        "+", admin, f"CSV import (job #{job.pk})")

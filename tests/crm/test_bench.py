@@ -1,20 +1,22 @@
 """The benchmark's data builder and its measuring code, on tiny data (on whichever engine
 the suite runs), so neither can rot. The figures themselves come from `make bench`."""
 import io
+import sys
 from datetime import timedelta
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
-from django.core.management.base import OutputWrapper
+from django.core.management.base import CommandError, OutputWrapper
 from django.db.models import Count, F, Max, Min, Q
 
 from accounts.models import Account
 from activities.models import Activity
+from channels.models import Channel
 from contacts.models import Contact, ContactAddress, ContactCustomerAssignment, ContactEmail, ContactPhone
 from crm import bench
 from crm.access import restrict
-from crm.management.commands.bench import MEASUREMENTS, RolledBack, run
+from crm.management.commands.bench import MEASUREMENTS, QUICK_SIZES, BenchError, Plan, RolledBack, in_child, run
 from crm.models import BusinessUnit, User
 from customers.models import BusinessCustomer, BusinessCustomerUserObjectPermission, CustomerEmail, CustomerPhone
 
@@ -100,16 +102,75 @@ def test_bench_data_builds_a_consistent_organization():
         bench.build(50, users_per_unit=3)
 
 
-def test_the_benchmark_measures_two_sizes_and_prints_the_table():
-    out = OutputWrapper(io.StringIO())
-    # Two requests per page and user (no warm-up) keep this quick; `make bench` warms up, then
-    # takes the median of 20.
-    table = run([200, 400], repeat=1, databases=RolledBack(users_per_unit=3), out=out, warmup=False)
+def test_the_import_file_is_new_customers_the_product_imports():
+    from crm.services import import_csv
+    from customers.resources import BusinessCustomerResource
+
+    bench.build(200, users_per_unit=3)
+    file = bench.import_file(60)
+    assert len(file) == 60 and file.headers == bench.IMPORT_HEADERS
+    names = [row[0] for row in file.rows]
+    assert len(set(names)) == 60
+    assert not BusinessCustomer.objects.filter(name__in=names).exists()
+    assert {row[1] for row in file.rows} <= set(Channel.objects.filter(status="active").values_list("name", flat=True))
+    assert any(row[22] for row in file.rows) and any(row[23] for row in file.rows)  # parents, purchase limits
+    # The same rows for COPY and for a stock resource.
+    assert [r[0] for r in file.table_rows] == names
+    stock = file.stock_dataset()
+    assert stock.headers[:3] == ["name", "channel", "account"] and stock["name"] == names
+
+    admin = User.objects.get(username=bench.BENCH_ADMIN)
+    report = import_csv(BusinessCustomerResource, file.csv_bytes(), admin, dry_run=True)
+    assert report.ok, (report.errors[:3], report.file_errors)
+    assert report.new == 60 and report.update == 0
+
+
+def test_the_benchmark_prints_every_part_beside_its_reference():
+    out = io.StringIO()
+    # --quick: tiny sizes built into the test database and rolled back, one request per page
+    # and user, import and export once and in-process; `make bench` measures for real.
+    call_command("bench", "--quick", stdout=out)
+    table = out.getvalue()
     for m in MEASUREMENTS:
-        assert m.label in table
+        assert m.stock_of or m.label in table
+    assert table.count("the same on the stock view") == 4
     for role, _ in bench.BENCH_USERS:
         assert role in table
     assert "200 customers" in table and "400 customers" in table
-    assert "Target: a restricted user's page" in table and "Target: each page" in table
+    for section in ("GRID PAGES", "RECORD PAGES", "IMPORT:", "EXPORT:", "TARGETS"):
+        assert section in table
+    for reference in ("stock ModelResource.import_data", "stock Resource.export()", "product: CSV"):
+        assert reference in table
+    assert "[met]" in table or "[MISSED]" in table
+    assert "a restricted user's page at most" in table and "faster than the stock view" in table
     # Left the test database as it was.
     assert not BusinessUnit.objects.filter(name=bench.ROOT_UNIT).exists()
+    assert not BusinessCustomer.objects.exists()
+
+
+def test_only_runs_the_parts_asked_for():
+    out = OutputWrapper(io.StringIO())
+    table = run([QUICK_SIZES[0]], repeat=1, databases=RolledBack(users_per_unit=3), out=out, warmup=False,
+                parts=["records"], plan=Plan.quick())
+    assert "RECORD PAGES" in table and "GRID PAGES" not in table and "IMPORT:" not in table
+    with pytest.raises(CommandError, match="--only"):
+        call_command("bench", "--quick", "--only", "grids,nonsense")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak is reset through /proc")
+@pytest.mark.django_db(databases=[])  # no test transaction: a child cannot share one
+def test_a_child_process_reports_its_own_peak_memory():
+    def allocate(meter):
+        meter.start()
+        block = bytearray(64 * 2**20)
+        block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page
+        return meter.peak()
+
+    assert 50 < in_child(allocate) < 200
+    assert in_child(lambda meter: (meter.start(), meter.peak())[1]) < 20  # its own, not the parent's size
+
+    def fail(meter):
+        raise ValueError("no such row")
+
+    with pytest.raises(BenchError, match="ValueError: no such row"):
+        in_child(fail)

@@ -231,3 +231,20 @@ def run_worker(settings):
     done = subprocess.run([sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", "--no-reload"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_unmatched_column_is_ignored_or_mapped_on_the_preview(rep):
+    rows = [["ID", "Company", "owner", "Business  Unit", "Notes"], ["", "Mapped Co", "east_rep", "East", "From notes"]]
+    page = upload(rep, "accounts", csv_bytes(rows))
+    job = job_of(page)
+    assert job.state == "ready" and job.report["unmatched"] == ["Notes"]
+    html = page.content.decode()
+    assert "“Notes”" in html and '<option value="Description">Description</option>' in html
+
+    action(rep, job, "remap", **{"map-0": "Description", "mode": "create"})
+    job.refresh_from_db()
+    assert (job.state, job.mode, job.report["unmatched"]) == ("ready", "create", []), job.report
+    action(rep, job, "confirm")
+    job.refresh_from_db()
+    assert job.state == "imported"
+    assert Account.objects.get(name="Mapped Co").description == "From notes"

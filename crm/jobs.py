@@ -421,3 +421,18 @@ def _resource_for(model):
 
 
 STEPS = {"validate": _validate, "import": _write, "undo": _undo, "export": _export}
+
+
+def prune(days):
+    """Forget finished jobs older than `days` with their files (upload, export, error report).
+    Running jobs stay; a pruned import can no longer be undone."""
+    cutoff = timezone.now() - timedelta(days=days)
+    old = Job.objects.filter(created_at__lt=cutoff).exclude(state__in=Job.RUNNING)
+    count = 0
+    for job in old.iterator():
+        for name in (job.source, job.result, _progress_name(job)):
+            if name:
+                default_storage.delete(name)
+        count += 1
+    old.delete()
+    return count

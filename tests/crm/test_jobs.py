@@ -248,3 +248,16 @@ def test_an_unmatched_column_is_ignored_or_mapped_on_the_preview(rep):
     job.refresh_from_db()
     assert job.state == "imported"
     assert Account.objects.get(name="Mapped Co").description == "From notes"
+
+
+def test_old_finished_jobs_are_pruned_with_their_files(rep, east_rep):
+    from django.core.management import call_command
+
+    page = upload(rep, "accounts", csv_bytes(account_rows(1)))
+    job = job_of(page)
+    running = Job.objects.create(user=east_rep, kind="import", entity="accounts", state="importing")
+    Job.objects.filter(pk__in=[job.pk, running.pk]).update(created_at=timezone.now() - timezone.timedelta(days=40))
+    assert default_storage.exists(job.source)
+    call_command("prune_jobs", "--days", "30")
+    assert not Job.objects.filter(pk=job.pk).exists() and not default_storage.exists(job.source)
+    assert Job.objects.filter(pk=running.pk).exists(), "a running job is never pruned"

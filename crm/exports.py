@@ -24,6 +24,7 @@ All three give the same bytes; tests/crm/test_exports.py compares them for every
 import csv
 import io
 import re
+from contextlib import nullcontext
 
 from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
 from django.db import connections
@@ -127,6 +128,13 @@ class Joined(Subquery):
 
 def _text(value):
     return "" if value is None else str(value)
+
+
+def _neutralised_text(value):
+    if value is None:
+        return ""
+    value = str(value)
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
 # What a worksheet cannot hold (openpyxl refuses it: its ILLEGAL_CHARACTERS_RE).
@@ -237,8 +245,10 @@ class Column:
     def text(self):
         """value -> its CSV cell (neutralised), as export_row writes it."""
         render = self.render or self.kind.text
-        if not self.kind.formula and self.render is None:
+        if self.render is None and not self.kind.formula:
             return render
+        if render is _text:
+            return _neutralised_text  # the common case in one call per cell
         return lambda value: neutralise(render(value))
 
     def cell(self):
@@ -448,9 +458,10 @@ class Export:
         return self.values_queryset().values_list(*names).iterator(chunk_size=CHUNK_ROWS)
 
     def copy_statement(self):
-        """COPY (SELECT <each column's neutralised text> FROM (<values query>) q) TO STDOUT, or
-        None when the set is empty. OFFSET 0 keeps the values query a separate step, so an
-        expensive column (a subquery) is computed once, not once per use in the CASE."""
+        """(COPY (SELECT <each column's neutralised text> FROM (<values query>) q) TO STDOUT,
+        its parameters); the statement is None when the set is empty. OFFSET 0 keeps the
+        values query a separate step, so an expensive column (a subquery) is computed once,
+        not once per use in the CASE."""
         try:
             inner, params = self.values_queryset().query.sql_with_params()
         except EmptyResultSet:
@@ -507,10 +518,12 @@ class Export:
         if statement is None:
             return
         connection = connections[self.queryset.db]
+        # A download abandoned half way closes this generator: psycopg then cancels the COPY
+        # and drains it, so the connection stays usable.
         with connection.cursor() as cursor:
             # Logged like any query (the query-count tests and the debug toolbar see it).
             debug = getattr(cursor, "debug_sql", None)
-            with (debug(statement, params) if debug is not None else _nothing()):
+            with (debug(statement, params) if debug is not None else nullcontext()):
                 with cursor.cursor.copy(statement, params or None) as copy:
                     batch = []
                     # COPY sends one row per message, ending in LF; the CSV module (and so the
@@ -558,14 +571,6 @@ class Export:
             workbook.create_sheet(title).append(self.headers)
         workbook.save(out)
         self.report_progress()
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def start(entity, params, user, progress=None, method=None):

@@ -17,7 +17,7 @@ from django.utils.functional import classproperty
 from django.views import View
 from django.views.generic import TemplateView
 from django_filters.views import FilterView
-from django_tables2 import RequestConfig, SingleTableMixin
+from django_tables2 import SingleTableMixin
 
 from . import jobs, services
 from .access import access, default_levels, is_owned, restrict

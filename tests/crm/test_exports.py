@@ -290,6 +290,16 @@ def test_write_export_writes_the_grids_rows_and_reports_progress(org, settings):
         exports.write_export(entity("accounts"), {}, rep, "pdf", io.BytesIO())
 
 
+def test_an_abandoned_download_leaves_the_connection_usable(org):
+    rep = org.user("east_rep")
+    Account.objects.bulk_create([Account(name=f"Row {i}", owner=rep, business_unit=rep.primary_unit)
+                                 for i in range(3 * exports.CHUNK_ROWS)])
+    chunks = exports.csv_stream(entity("accounts"), {}, rep)
+    next(chunks), next(chunks)  # the header, then the first rows: the query is running
+    chunks.close()  # the client went away
+    assert Account.objects.filter(name="Row 1").count() == 1
+
+
 def test_export_count(org):
     rep = org.user("east_rep")
     for i in range(5):

@@ -47,17 +47,20 @@ def test_create_filter_export_and_import_accounts(login, live_server, tmp_path):
     text = errors.first.inner_text()
     assert "3" in text and "Owner" in text and "nobody" in text
     assert page.locator("button:has-text('Import')").count() == 0
+    assert "nothing was written" in page.get_by_test_id("job-invalid").inner_text()
     assert not Account.objects.filter(name__in=["Alpha Imports", "Gamma Freight"]).exists()
 
     # Fix the row and import: the rows appear in the grid.
     lines[2] = ",Beta Supplies,east_rep,East,"
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    page.click("text=Upload a corrected file")
     page.set_input_files("#id_file", str(bad))
     page.click("button:has-text('Validate')")
-    page.wait_for_selector("text=Validation passed")
-    assert "3" in page.locator("[data-testid=import-report]").inner_text()
+    page.wait_for_selector("[data-state=ready]")
+    assert "3" in page.get_by_test_id("job-counts").inner_text()
     page.click("button:has-text('Import 3 rows')")
-    page.wait_for_selector("text=Imported: 3 created")
+    page.wait_for_selector("[data-state=imported]")
+    page.click("text=Open accounts")
     grid = page.locator("table tbody").inner_text()
     for name in ("Alpha Imports", "Beta Supplies", "Gamma Freight"):
         assert name in grid

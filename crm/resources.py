@@ -9,6 +9,7 @@ row is cleaned and checked without a query; the batch is written in a few statem
 its history rows (crm.services.BulkWriter). The admin's import goes through import-export
 and reaches the same per-batch and per-row methods.
 """
+import re
 from array import array
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -16,7 +17,7 @@ from itertools import pairwise
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxLengthValidator
+from django.core.validators import EmailValidator, MaxLengthValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models.base import ModelState
 from django.db.models.fields import NOT_PROVIDED
@@ -50,7 +51,7 @@ def unneutralise(value):
 CHUNK = 500  # SQLite caps the number of query parameters
 
 # Headers that spreadsheets and other systems use for common columns (CRMResource.header_aliases).
-EMAIL_HEADERS = ("E-mail", "Email Address", "E-mail Address", "Mail")
+EMAIL_HEADERS = ("E-mail", "Email Address", "E-mail Address")
 PHONE_HEADERS = ("Phone Number", "Telephone", "Tel", "Tel.")
 POSTAL_CODE_HEADERS = ("Zip", "ZIP Code", "Zip Code", "Postcode", "Post Code")
 COUNTRY_HEADERS = ("Country Code", "Country Name")
@@ -61,7 +62,51 @@ def header_key(text):
     return " ".join(str(text or "").split()).lower()
 
 
-def chunked(values, size=CHUNK):
+# Plain shapes of an email address and a web address: a text of that shape passes Django's
+# EmailValidator / URLValidator (the shapes are a strict part of what they accept), so an
+# import checks it with one match; any other text still goes through the validator.
+EMAIL_SHAPE = re.compile(r"[a-z0-9]+(?:[._+-][a-z0-9]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z",
+                         re.IGNORECASE)
+URL_SHAPE = re.compile(r"https?://(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(?:/[a-z0-9._~/-]*)?\Z",
+                       re.IGNORECASE)
+
+
+def quick_check(field, choices_checked=False):
+    """A function saying, with a length test and a match or two, that a text passes every
+    check of the model field `field` (its validators, its choices when a widget checked them
+    already); None when some check has no such shortcut. A text it does not vouch for goes
+    through Field.clean, which says why it is wrong."""
+    if not isinstance(field, (models.CharField, models.TextField)) or (field.choices and not choices_checked):
+        return None
+    length = field.max_length
+    matches = []
+    for validator in field.validators:
+        if isinstance(validator, MaxLengthValidator) and validator.limit_value == length:
+            continue
+        if isinstance(validator, EmailValidator):
+            matches.append(EMAIL_SHAPE.match)
+        elif isinstance(validator, URLValidator) and {"http", "https"} <= set(validator.schemes):
+            matches.append(URL_SHAPE.match)
+        elif type(validator) is RegexValidator and not validator.inverse_match:
+            matches.append(validator.regex.search)  # what the validator itself asks
+        else:
+            return None
+    if length is None:
+        return None
+    if not matches:
+        return lambda text: len(text) <= length
+    return lambda text: len(text) <= length and all(match(text) for match in matches)
+
+
+def chunk_size():
+    """Values one query's IN list takes: SQLite caps a query's parameters, PostgreSQL does not."""
+    from django.db import connection
+
+    return CHUNK if connection.features.max_query_params else 20 * CHUNK
+
+
+def chunked(values, size=None):
+    size = size or chunk_size()
     values = list(values)
     for i in range(0, len(values), size):
         yield values[i : i + size]
@@ -165,7 +210,7 @@ class NameWidget(widgets.ForeignKeyWidget):
         super().__init__(model, field=field, **kwargs)
         self.label = label or model._meta.verbose_name
         self.queryset_source = queryset
-        self.cache = {}
+        self.cache, self.found = {}, {}
 
     def base_queryset(self, resource):
         if callable(self.queryset_source):
@@ -174,17 +219,19 @@ class NameWidget(widgets.ForeignKeyWidget):
 
     def prime(self, resource, values):
         texts = {str(v).strip() for v in values if v not in (None, "") and str(v).strip()}
-        self.cache = {}
+        self.cache, self.found = {}, {}  # {lower-case name: record}, {id: record} of every one found
         # Names as written first: the column's index answers them (an export imported back
         # writes them so). Only the others are compared in lower case, which no index serves.
         for part in chunked(sorted(texts)):
             for obj in self.base_queryset(resource).filter(**{f"{self.field}__in": part}):
                 self.cache.setdefault(getattr(obj, self.field).lower(), obj)
+                self.found[obj.pk] = obj
         keys = sorted({text.lower() for text in texts} - set(self.cache))
         for part in chunked(keys):
             qs = self.base_queryset(resource).annotate(_key=Lower(self.field)).filter(_key__in=part)
             for obj in qs:
                 self.cache.setdefault(getattr(obj, self.field).lower(), obj)
+                self.found[obj.pk] = obj
 
     def lookup(self, text):
         """The primed record named `text`, or None (no query, no error)."""
@@ -267,13 +314,18 @@ class CRMResource(resources.ModelResource):
     # -- what the user may touch -------------------------------------------------------
     def get_queryset(self):
         qs = super().get_queryset()
-        # Rows by ID are compared and checked through their name columns' relations; load
-        # those with the rows, or each updated row costs a query per relation.
-        foreign_keys = {f.name for f in self._meta.model._meta.concrete_fields if f.is_relation}
-        related = [f.attribute for f in self.name_fields() if f.attribute in foreign_keys]
+        # Matched rows are compared and checked through their name columns' relations: those
+        # come with the rows, one query per relation for a whole batch (by id: a join would
+        # make the database read every account to match a batch's customers).
+        related = self.loaded_relations()
         if related:
-            qs = qs.select_related(*related)
+            qs = qs.prefetch_related(*related)
         return restrict(qs, self.user, "change") if self.user is not None else qs
+
+    def loaded_relations(self):
+        """The relations loaded with the matched records: those of the name columns."""
+        foreign_keys = {f.name for f in self._meta.model._meta.concrete_fields if f.is_relation}
+        return [f.attribute for f in self.name_fields() if f.attribute in foreign_keys]
 
     # -- the file as a whole ------------------------------------------------------------------
     def begin_session(self, mode="create_update", change_reason="CSV import"):
@@ -390,10 +442,12 @@ class CRMResource(resources.ModelResource):
         return [f for f in self.fields.values() if isinstance(f.widget, NameWidget)]
 
     def field_of(self, attribute):
-        for field in self.fields.values():
-            if field.attribute == attribute:
-                return field
-        raise LookupError(attribute)
+        if not hasattr(self, "_fields_of"):
+            self._fields_of = {}
+            for field in reversed(self.fields.values()):  # the first field of an attribute wins
+                if field.attribute:
+                    self._fields_of[field.attribute] = field
+        return self._fields_of[attribute]
 
     def before_import(self, dataset, **kwargs):
         """The admin's import (a tablib Dataset, one batch): the same preparation as the app's."""
@@ -446,7 +500,7 @@ class CRMResource(resources.ModelResource):
         """The record each row of the batch updates: by ID among those the user may change,
         else by the natural key among them (a record an earlier row wrote does not count: a
         record is written once per import). The mode may refuse the match, or its absence.
-        One query per batch for the IDs, one per few hundred keys."""
+        A query per batch for the IDs and one for the keys (per 500 of them on SQLite)."""
         session = self.session
         mode = session.mode
         self.matches, self.match_errors = {}, {}
@@ -501,7 +555,7 @@ class CRMResource(resources.ModelResource):
                     else:
                         message = "The row has no ID; the mode Update existing only does not create records."
                     self.match_errors[number] = {"id" if number not in keys else key_attr: message}
-        if is_owned(self._meta.model):
+        if self.owned:
             for instance in self.matches.values():
                 instance._placement = (instance.owner_id, instance.business_unit_id)
 
@@ -551,7 +605,7 @@ class CRMResource(resources.ModelResource):
         """{key: [records the user may change with that natural key]}."""
         found = {}
         related = [isinstance(self.field_of(attr).widget, NameWidget) for attr in self.natural_key]
-        for part in chunked(sorted(keys, key=str), size=max(1, CHUNK // len(self.natural_key))):
+        for part in chunked(sorted(keys, key=str), size=max(1, chunk_size() // len(self.natural_key))):
             qs = self.get_queryset()
             for i, attr in enumerate(self.natural_key):
                 values = sorted({key[i] for key in part}, key=str)
@@ -580,10 +634,12 @@ class CRMResource(resources.ModelResource):
 
     # -- per-row checks, all free of queries ------------------------------------------------
     def column_of(self, attribute):
-        for field in self.fields.values():
-            if field.attribute == attribute:
-                return field.column_name
-        return attribute
+        if not hasattr(self, "_columns_of"):
+            self._columns_of = {}
+            for field in reversed(self.fields.values()):  # the first field of an attribute wins
+                if field.attribute:
+                    self._columns_of[field.attribute] = field.column_name
+        return self._columns_of.get(attribute, attribute)
 
     def error_column(self, attribute):
         """The column an error of `attribute` belongs to, "" for the row as a whole."""
@@ -608,19 +664,49 @@ class CRMResource(resources.ModelResource):
                 continue
             # A plain CharWidget returns the cell as it is (the cells are text already).
             plain = type(field.widget) is widgets.CharWidget and field.default is NOT_PROVIDED
-            self._row_fields.append((field, field.column_name, attr, None if plain else field.widget))
             model_field = concrete.get(attr)
+            self._row_fields.append((field, field.column_name, attr, None if plain else field.widget,
+                                     self.assigner(model_field, field)))
             if model_field is not None and not model_field.is_relation and not model_field.primary_key:
                 validated[model_field.name] = model_field
                 checked[model_field.name] = getattr(field.widget, "checks_choices", False)
         required = {f.name: f for f in model._meta.concrete_fields
                     if not (f.blank or f.is_relation or f.primary_key or f.has_default())}
-        self._validated = [(f, checked[name], self.length_only(f, checked[name])) for name, f in validated.items()]
-        self._validated_new = self._validated + [(f, False, self.length_only(f, False))
+        self._validated = [(f, checked[name], quick_check(f, checked[name])) for name, f in validated.items()]
+        self._validated_new = self._validated + [(f, False, quick_check(f, False))
                                                  for name, f in required.items() if name not in validated]
+        self._passed = {f.name: set() for f, _, _ in self._validated_new}  # {field: texts that passed its checks}
         self._attnames = [f.attname for f in model._meta.concrete_fields]
         self._compared = [f.attname for f in model._meta.concrete_fields
                           if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))]
+
+    @staticmethod
+    def assigner(model_field, field):
+        """A quicker way than setattr to set what `field`'s widget returns on the model field,
+        or None: a related record (by name, so of the right model: the descriptor's checks
+        would only say so again) and a country code (the widget's, which the field keeps as
+        it is) go to the instance's attributes directly."""
+        from django_countries.fields import CountryField
+
+        if model_field is None:
+            return None
+        if isinstance(model_field, models.ForeignKey) and isinstance(field.widget, NameWidget):
+            attname, target = model_field.attname, model_field.target_field.attname
+
+            def assign_relation(instance, related):
+                instance.__dict__[attname] = None if related is None else getattr(related, target)
+                model_field.set_cached_value(instance, related)
+
+            return assign_relation
+        if isinstance(model_field, CountryField) and not model_field.multiple and isinstance(field.widget,
+                                                                                            CountryWidget):
+            name = model_field.attname
+
+            def assign_country(instance, code):
+                instance.__dict__[name] = code
+
+            return assign_country
+        return None
 
     def import_instance(self, instance, row, **kwargs):
         if not hasattr(self, "_row_fields"):
@@ -629,7 +715,7 @@ class CRMResource(resources.ModelResource):
         if instance.pk is not None:
             d = instance.__dict__
             instance._import_before = {name: d.get(name) for name in self._attnames}
-        for field, column, attr, widget in self._row_fields:
+        for field, column, attr, widget, assign in self._row_fields:
             if column not in row:
                 continue
             if widget is None:
@@ -641,7 +727,9 @@ class CRMResource(resources.ModelResource):
                     errors[attr] = [str(e)]
                     continue
             if value is not None or field.saves_null_values:
-                if "__" in attr:
+                if assign is not None:
+                    assign(instance, value)
+                elif "__" in attr:
                     field.save(instance, row)
                 else:
                     setattr(instance, attr, value)
@@ -664,7 +752,7 @@ class CRMResource(resources.ModelResource):
             self._blank = None
             if not (pre_init.has_listeners(model) or post_init.has_listeners(model)):
                 self._blank = {k: v for k, v in model().__dict__.items() if k != "_state"}
-                self._fresh = [f for f in model._meta.concrete_fields if callable(f.default)]
+                self._fresh = [f for f in model._meta.concrete_fields if f.has_default() and callable(f.default)]
         if self._blank is None:
             return model()
         instance = model.__new__(model)
@@ -699,10 +787,13 @@ class CRMResource(resources.ModelResource):
         walking again the choices a widget already checked (a country's are 250)."""
         errors = {}
         stored = instance.__dict__
-        for f, choices_checked, max_length in (self._validated_new if instance.pk is None else self._validated):
+        passed = self._passed
+        for f, choices_checked, quick in (self._validated_new if instance.pk is None else self._validated):
             raw = stored.get(f.attname)
-            if max_length and type(raw) is str and len(raw) <= max_length and (raw or f.blank):
-                continue  # all its checks would do is measure it
+            if quick is not None and type(raw) is str and (raw or f.blank) and quick(raw):
+                continue
+            if type(raw) is str and raw in passed[f.name]:
+                continue  # the same text passed them on an earlier row (websites repeat)
             raw = getattr(instance, f.attname)
             if f.blank and raw in f.empty_values:
                 continue
@@ -717,18 +808,14 @@ class CRMResource(resources.ModelResource):
                 setattr(instance, f.attname, value)
             except ValidationError as e:
                 errors[f.name] = e.messages
+            else:
+                if type(raw) is str and value == raw:
+                    known = passed[f.name]
+                    if len(known) >= 10000:
+                        known.clear()
+                    known.add(raw)
         if errors:
             raise ValidationError(errors)
-
-    @staticmethod
-    def length_only(field, choices_checked):
-        """The max_length of a text field whose every check is its length (no other
-        validator, no choices to check), so a non-blank text within it is valid; else 0."""
-        if not isinstance(field, (models.CharField, models.TextField)) or (field.choices and not choices_checked):
-            return 0
-        if field.max_length is None or not all(isinstance(v, MaxLengthValidator) for v in field.validators):
-            return 0
-        return field.max_length
 
     def check_placement(self, instance):
         """A new record goes where the user may place it; changing an existing record's
@@ -761,6 +848,12 @@ class CRMResource(resources.ModelResource):
         self.save_new(created)
         self.save_changed(updated)
         self.after_save(created, updated)
+
+    def stream_new_records(self, count):
+        """Where the database can take them while the batch is checked (PostgreSQL), the
+        batch's new records go to it one by one (crm.services.CopyStream); None: all at once
+        in save_new."""
+        return self.session.writer.stream(self._meta.model, count)
 
     def save_new(self, objs):
         self.session.writer.create(self._meta.model, objs)

@@ -3,7 +3,6 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-import tablib
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
@@ -592,7 +591,7 @@ class Importer:
         self.width = len(headers)
         match = resource.match_headers(headers, self.mapping)
         if match.errors:
-            raise CSVFileError(" ".join(match.errors))
+            raise CSVFileError(*match.errors)
         report.columns, report.unmatched = match.columns, match.unmatched
         if match.blank:
             report.notes.append(f"{match.blank} column{'s' if match.blank != 1 else ''} without a header "
@@ -620,11 +619,12 @@ class Importer:
         """{column: cell} of the file's matched columns, stripped, formula quotes removed."""
         from .resources import unneutralise
 
-        row = {}
-        for index, column in positions or self.positions:
-            value = cells[index].strip()
-            row[column] = unneutralise(value) if value[:1] == "'" else value
-        return row
+        positions = positions or self.positions
+        values = [cells[index].strip() for index, _ in positions]
+        # A cell that starts with a quote shows as "\0'" once joined: the file has no NUL.
+        if "\x00'" in "\x00" + "\x00".join(values):
+            values = [unneutralise(value) for value in values]
+        return dict(zip([column for _, column in positions], values))
 
     # -- the second pass ----------------------------------------------------------------------
     def batches(self):
@@ -676,24 +676,30 @@ class Importer:
                 report.written = True
 
     def import_batch(self, batch):
+        import contextlib
+
         from django.core.exceptions import ValidationError
 
         resource, report = self.resource, self.report
         resource.prepare_batch(batch)
         created, updated, errors = [], [], []
-        for number, (line, row) in enumerate(batch.items, start=1):
-            try:
-                instance, new = resource.matched_instance(number)
-                resource.import_instance(instance, row, row_number=number)
-            except ValidationError as e:
-                errors += self.row_errors(line, e)
-                continue
-            if new:
-                created.append(instance)
-            elif resource.has_changes(instance):
-                updated.append(instance)
-            else:
-                report.skip += 1
+        stream = resource.stream_new_records(len(batch))
+        with stream or contextlib.nullcontext():
+            for number, (line, row) in enumerate(batch.items, start=1):
+                try:
+                    instance, new = resource.matched_instance(number)
+                    resource.import_instance(instance, row, row_number=number)
+                except ValidationError as e:
+                    errors += self.row_errors(line, e)
+                    continue
+                if new:
+                    created.append(instance)
+                    if stream is not None:
+                        stream.write(instance)
+                elif resource.has_changes(instance):
+                    updated.append(instance)
+                else:
+                    report.skip += 1
         resource.save_batch(created, updated)
         report.new += len(created)
         report.update += len(updated)
@@ -732,7 +738,7 @@ def import_csv(resource_class, data, user, dry_run=True, mode="create_update", m
         importer = Importer(resource, source, report, mapping, progress)
         importer.scan()
     except CSVFileError as e:
-        report.file_errors.append(str(e))
+        report.file_errors.extend(str(message) for message in e.args)
         return report
     importer.run(dry_run)
     return report
@@ -802,7 +808,9 @@ class BulkWriter:
     # -- what goes into the database ----------------------------------------------------------
     def plan(self, model):
         """(concrete fields, their attnames, a converter per field or None when the attribute's
-        value goes to the database as it is) of `model`."""
+        value goes to the database as it is, the relations as (attname, name, target attname),
+        the timestamps a new row gets, those a changed row gets, whether no value needs a
+        converter) of `model`."""
         if model not in self._plans:
             from django.db import models as m
             from django_countries.fields import CountryField
@@ -816,14 +824,19 @@ class BulkWriter:
             for f in fields:
                 simple = type(f) in plain or (isinstance(f, CountryField) and not f.multiple)
                 convert.append(None if simple else f)
-            self._plans[model] = (fields, [f.attname for f in fields], convert)
+            relations = [(f.attname, f.name, f.target_field.attname) for f in fields if f.is_relation]
+            stamped = [f.attname for f in fields if getattr(f, "auto_now", False)]
+            stamped_new = stamped + [f.attname for f in fields if getattr(f, "auto_now_add", False)]
+            self._plans[model] = (fields, [f.attname for f in fields], convert, relations, stamped_new, stamped,
+                                  not any(convert))
         return self._plans[model]
 
     def values(self, model, source, plan=None):
         """The database values of one row from `source`, a dict of attname: value (an
         instance's __dict__, or a snapshot of it)."""
-        fields, names, convert = plan or self.plan(model)
-        if not any(convert):
+        plan = plan or self.plan(model)
+        fields, names, convert, plain = plan[0], plan[1], plan[2], plan[6]
+        if plain:
             return [source[name] for name in names]
         return [source[name] if c is None else c.get_db_prep_save(source[name], self.connection)
                 for name, c in zip(names, convert)]
@@ -831,7 +844,8 @@ class BulkWriter:
     def _copy(self, table, columns, rows):
         qn = self.connection.ops.quote_name
         sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in columns)}) FROM STDIN"
-        with self.connection.cursor() as cursor:
+        # psycopg's own errors, as Django's (an IntegrityError is a DatabaseError the import reports).
+        with self.connection.wrap_database_errors, self.connection.cursor() as cursor:
             with cursor.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -856,21 +870,22 @@ class BulkWriter:
     def _link_saved_relations(self, model, objs):
         """A relation assigned while its record was unsaved (a parent company created by the
         same batch) gets the record's id now, as Model.save and bulk_create would do."""
-        relations = [f for f in self.plan(model)[0] if f.is_relation]
+        relations = self.plan(model)[3]
         for obj in objs:
             d, cache = obj.__dict__, obj._state.fields_cache
-            for f in relations:
-                if d[f.attname] is None:
-                    related = cache.get(f.name)
-                    if related is not None and related.pk is not None:
-                        d[f.attname] = related.pk
+            for attname, name, target in relations:
+                if d[attname] is None:
+                    related = cache.get(name)
+                    if related is not None:
+                        d[attname] = getattr(related, target)
 
-    @staticmethod
-    def _stamp(model, objs, now, created):
-        for f in model._meta.concrete_fields:
-            if getattr(f, "auto_now", False) or (created and getattr(f, "auto_now_add", False)):
-                for obj in objs:
-                    setattr(obj, f.attname, now)
+    def _stamp(self, model, objs, now, created):
+        """The auto_now (and for new rows auto_now_add) timestamps, which save() would set."""
+        names = self.plan(model)[4 if created else 5]
+        for obj in objs:
+            d = obj.__dict__
+            for name in names:
+                d[name] = now
 
     # -- the writes ---------------------------------------------------------------------------
     def create(self, model, objs, history=True):
@@ -880,20 +895,27 @@ class BulkWriter:
         if not objs:
             return
         now = timezone.now()
-        self._stamp(model, objs, now, created=True)
-        self._link_saved_relations(model, objs)
-        if self.copy:
-            for obj, pk in zip(objs, self._next_ids(model, len(objs))):
-                obj.pk = pk
-            plan = self.plan(model)
-            self._copy(model._meta.db_table, [f.column for f in plan[0]],
-                       (self.values(model, obj.__dict__, plan) for obj in objs))
-            for obj in objs:
-                obj._state.adding, obj._state.db = False, "default"
-        else:
-            model._default_manager.bulk_create(objs)
+        fresh = [obj for obj in objs if not getattr(obj, "_import_streamed", False)]  # not sent by a CopyStream
+        if fresh:
+            self._stamp(model, fresh, now, created=True)
+            self._link_saved_relations(model, fresh)
+            if self.copy:
+                for obj, pk in zip(fresh, self._next_ids(model, len(fresh))):
+                    obj.pk = pk
+                plan = self.plan(model)
+                self._copy(model._meta.db_table, [f.column for f in plan[0]],
+                           (self.values(model, obj.__dict__, plan) for obj in fresh))
+                for obj in fresh:
+                    obj._state.adding, obj._state.db = False, "default"
+            else:
+                model._default_manager.bulk_create(fresh)
         if history and hasattr(model, "history"):
-            self.history(model, [obj.__dict__ for obj in objs], "+", now)
+            self.history_of(model, objs, "+", now)
+
+    def stream(self, model, count):
+        """A CopyStream for the new records of a batch of `count` rows, or None where rows
+        are written after the batch (not PostgreSQL)."""
+        return CopyStream(self, model, count) if self.copy else None
 
     def update(self, model, objs, fields, before=None):
         """Write `fields` of `objs`, with a "~" history row each. `before` ({pk: snapshot of
@@ -914,7 +936,7 @@ class BulkWriter:
         else:
             self._update_many(model, objs, fields)
         if tracked:
-            self.history(model, [obj.__dict__ for obj in objs], "~", now)
+            self.history_of(model, objs, "~", now)
 
     def _update_by_copy(self, model, objs, fields):
         import zlib
@@ -985,6 +1007,24 @@ class BulkWriter:
             rows = ([f.get_db_prep_save(v, self.connection) for f, v in zip(fields, row)] for row in rows)
         self._insert_many(model._meta.db_table, fields, rows)
 
+    def history_of(self, model, objs, history_type, now):
+        """The import's history row of each of `objs` as the database now holds it: on
+        PostgreSQL one INSERT ... SELECT from the table (nothing to build or send per row)."""
+        if not self.copy:
+            return self.history(model, [obj.__dict__ for obj in objs], history_type, now)
+        qn = self.connection.ops.quote_name
+        history = model.history.model
+        tracked = [f.attname for f in history.tracked_fields]
+        columns = {f.attname: f.column for f in model._meta.concrete_fields}
+        extra = ["history_date", "history_type", "history_change_reason", "history_user_id"]
+        target = [history._meta.get_field(name).column for name in tracked + extra]
+        pk = model._meta.pk.column
+        sql = (f"INSERT INTO {qn(history._meta.db_table)} ({', '.join(qn(c) for c in target)}) "
+               f"SELECT {', '.join(qn(columns[name]) for name in tracked)}, %s, %s, %s, %s "
+               f"FROM {qn(model._meta.db_table)} WHERE {qn(pk)} = ANY(%s)")
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [now, history_type, self.reason, self.user_id, [obj.pk for obj in objs]])
+
     def history(self, model, sources, history_type, now, reason=None, user_id=False):
         """One history row per source (a dict of attname: value) of `model`."""
         if not sources:
@@ -1007,6 +1047,15 @@ class BulkWriter:
                      zip(columns, [source[name] for name in tracked] + list(extra.values()))] for source in sources)
         self._insert_many(history._meta.db_table, columns, rows)
 
+    def _seq_scans(self, allowed):
+        """Reads of a history table by record id go through its index whatever the planner's
+        statistics say (off around them): a table loaded without history looks empty to
+        them, and the import's own rows (not committed yet, so never counted) would be read
+        in full batch after batch."""
+        if self.copy:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL enable_seqscan = {'on' if allowed else 'off'}")
+
     def baseline(self, model, objs, before, now):
         """History rows holding the loaded state of the records whose newest history row
         differs from it (or that have none), so Undo finds it just before the import's row."""
@@ -1018,11 +1067,15 @@ class BulkWriter:
                     if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))]
         pks = [obj.pk for obj in objs]
         newest = {}
-        for i in range(0, len(pks), 500):  # SQLite caps the number of query parameters
-            last = (history.objects.filter(**{f"{pk_name}__in": pks[i : i + 500]}).values(pk_name)
-                    .annotate(last=Max("history_id")).values("last"))
-            for row in history.objects.filter(history_id__in=last).values(*compared):
-                newest[row[pk_name]] = row
+        self._seq_scans(False)
+        try:
+            for i in range(0, len(pks), 500):  # SQLite caps the number of query parameters
+                last = (history.objects.filter(**{f"{pk_name}__in": pks[i : i + 500]}).values(pk_name)
+                        .annotate(last=Max("history_id")).values("last"))
+                for row in history.objects.filter(history_id__in=last).values(*compared):
+                    newest[row[pk_name]] = row
+        finally:
+            self._seq_scans(True)
         plan = self.plan(model)
         index = {name: i for i, name in enumerate(plan[1])}
         stale = []
@@ -1036,3 +1089,72 @@ class BulkWriter:
             if any(row[name] != values[index[name]] for name in compared):
                 stale.append(state)
         self.history(model, stale, "~", now, reason=self.BEFORE, user_id=None)
+
+
+class CopyStream:
+    """The new records of one batch sent to PostgreSQL (COPY) as soon as each is checked,
+    while the batch's later rows are still being checked: the database inserts and indexes
+    them meanwhile, instead of after the batch. Their ids are taken from the sequence at the
+    first one. Any other query on the connection (a check that has to read something) first
+    ends the COPY in progress; the next record starts another. BulkWriter.create then writes
+    only their history rows."""
+
+    def __init__(self, writer, model, count):
+        from django.utils import timezone
+
+        self.writer, self.model, self.count = writer, model, count
+        self.plan = writer.plan(model)
+        self.now = timezone.now()
+        self.ids = None
+        self.copy = None
+
+    def write(self, obj):
+        writer, model = self.writer, self.model
+        if self.ids is None:
+            self.ids = iter(writer._next_ids(model, self.count))
+        writer._stamp(model, [obj], self.now, created=True)
+        writer._link_saved_relations(model, [obj])
+        obj.pk = next(self.ids)
+        values = writer.values(model, obj.__dict__, self.plan)
+        with writer.connection.wrap_database_errors:
+            if self.copy is None:
+                qn = writer.connection.ops.quote_name
+                sql = (f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in self.plan[0])}) "
+                       "FROM STDIN")
+                self.cursor = writer.connection.cursor()
+                self.context = self.cursor.copy(sql)
+                self.copy = self.context.__enter__()
+            self.copy.write_row(values)
+        obj._state.adding, obj._state.db = False, "default"
+        obj._import_streamed = True
+
+    def pause(self, error=None):
+        if self.copy is None:
+            return
+        context, self.copy = self.context, None
+        try:
+            if error is None:
+                with self.writer.connection.wrap_database_errors:
+                    context.__exit__(None, None, None)
+            else:
+                try:
+                    context.__exit__(type(error), error, error.__traceback__)  # abandons the COPY
+                except Exception:
+                    pass  # the error that stopped the batch is the one to report
+        finally:
+            self.cursor.close()
+
+    def _before_query(self, execute, sql, params, many, context):
+        self.pause()
+        return execute(sql, params, many, context)
+
+    def __enter__(self):
+        self._wrapper = self.writer.connection.execute_wrapper(self._before_query)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        try:
+            self.pause(error)
+        finally:
+            self._wrapper.__exit__(kind, error, traceback)

@@ -143,8 +143,13 @@ class AccountWidget(NameWidget):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.current = None  # the current account of the customer the row updates
+        self.hidden = {}     # {id: account} of the batch's current accounts the names did not bring
         self.created = {}    # {lower-case name: account created for this batch}
         self.refusal = None  # why unknown accounts could not be created
+
+    def current_of(self, customer):
+        """The customer's current account: brought by the batch's names, or read for it."""
+        return self.found.get(customer.account_id) or self.hidden.get(customer.account_id)
 
     def clean(self, value, row=None, **kwargs):
         text = str(value or "").strip()
@@ -237,10 +242,13 @@ class BusinessCustomerResource(OwnedResource):
         self.fields["parent"].widget.resource = self
         self.accounts_created, self.accounts_named = 0, []  # how many, and the first names (for the note)
         self.parent_plan, self.created_rows, self.row_number = None, {}, 1
+        self.clashes = None  # {(lower name, channel id): NameClash} of the batch, once asked
 
-    def get_queryset(self):
-        # The tree checks read each matched row's parent: loaded with the rows, not one query per row.
-        return super().get_queryset().select_related("parent")
+    def loaded_relations(self):
+        # The tree checks read each matched row's parent. Its account only matters when the
+        # user may not view it (prepare_accounts reads those few): a batch's customers have
+        # hundreds of accounts, which the Account column's names bring anyway.
+        return [name for name in super().loaded_relations() if name != "account"] + ["parent"]
 
     def finish_import(self, report):
         n = self.accounts_created
@@ -260,6 +268,12 @@ class BusinessCustomerResource(OwnedResource):
         once (the rows refer to them), owned by him in his primary unit."""
         widget = self.fields["account"].widget
         widget.created, widget.refusal = {}, None
+        # The current accounts of matched customers that the names did not bring: those the
+        # user may not view (a row naming one keeps it).
+        hidden = sorted({c.account_id for c in self.matches.values()} - set(widget.found))
+        widget.hidden = {}
+        for part in chunked(hidden):
+            widget.hidden.update((a.pk, a) for a in Account.objects.filter(pk__in=part).only("pk", "name"))
         if "Account" not in batch.headers:
             return
         unknown = {}
@@ -268,8 +282,9 @@ class BusinessCustomerResource(OwnedResource):
             key = text.lower()
             if not text or key in widget.cache or number in self.match_errors or len(text) > ACCOUNT_NAME_LENGTH:
                 continue
-            current = self.matches.get(number)
-            if current is not None and current.account.name.lower() == key:
+            customer = self.matches.get(number)
+            current = widget.current_of(customer) if customer is not None else None
+            if current is not None and current.name.lower() == key:
                 continue
             unknown.setdefault(key, text)
         if not unknown:
@@ -280,7 +295,7 @@ class BusinessCustomerResource(OwnedResource):
             widget.refusal = str(e).rstrip(".")
         else:
             self.accounts_created += len(unknown)
-            self.accounts_named += list(unknown.values())[: 11 - len(self.accounts_named)]
+            self.accounts_named += list(unknown.values())[: max(0, 10 - len(self.accounts_named))]
 
     def create_accounts(self, names):
         """{lower-case name: new account}. The checks of customers.services.create_accounts;
@@ -296,15 +311,31 @@ class BusinessCustomerResource(OwnedResource):
         self.session.writer.create(Account, accounts)
         return {a.name.lower(): a for a in accounts}
 
+    def batch_keys(self, batch):
+        channel_widget = self.fields["channel"].widget
+        channels = [channel_widget.lookup(text) if text else None for text in batch["Channel"]]
+        return [(name, channel) for name, channel in zip(batch["Name"], channels)]
+
+    def load_by_natural_key(self, keys):
+        """One query answers both questions of the names: which customers hold the names of
+        all the batch's rows (the clashes check_unique reports) and, among them, the ones
+        the user may edit that rows without an ID match (then loaded by id)."""
+        self.clashes = name_clashes([(name, channel.pk) for name, channel in self.batch_keys(self.batch) if channel])
+        wanted = [clash.pk for key, clash in self.clashes.items() if key in keys]
+        editable = self.load_by_id(wanted) if wanted else {}
+        return {key: [editable[clash.pk]] for key, clash in self.clashes.items() if clash.pk in editable}
+
     def check_unique(self, batch):
         """A name is unique per channel (case-insensitive): twice in the file, or taken by
         another customer of that channel, is a row error (customers.models.name_clashes and
         name_clash_message, the form's check too: one query for the batch, the existing
         record named only if the user may view it)."""
-        channel_widget = self.fields["channel"].widget
-        names, texts = batch["Name"], batch["Channel"]
-        channels = [channel_widget.lookup(text) if text else None for text in texts]
-        taken = name_clashes([(name, channel.pk) for name, channel in zip(names, channels) if channel])
+        pairs = self.batch_keys(batch)
+        names, texts, channels = batch["Name"], batch["Channel"], [channel for _, channel in pairs]
+        taken = self.clashes
+        if taken is None:  # no row without an ID asked (load_by_natural_key)
+            taken = name_clashes([(name, channel.pk) for name, channel in pairs if channel])
+        self.clashes = None
         for number, (line, name, text, channel) in enumerate(zip(batch.lines, names, texts, channels), start=1):
             if not name or channel is None or number in self.match_errors:
                 continue
@@ -345,6 +376,7 @@ class BusinessCustomerResource(OwnedResource):
                  if pk in visible or pk in self.session.touched}
 
         plan, parents, seen, keys = {}, {}, {}, {}
+        self.matches_by_pk = {instance.pk: instance for instance in self.matches.values()}
         for number, name, channel, parent_text in rows:
             if number in self.match_errors or channel is None:
                 continue  # the row's ID or Channel column reports it
@@ -370,9 +402,16 @@ class BusinessCustomerResource(OwnedResource):
             plan[number] = parents[key] = parent
             keys[number] = key
 
-        db_ids = {k for k in list(parents) + list(parents.values()) if isinstance(k, int)}
+        # Only rows that set a parent, or take one away, can change the tree: the walks start
+        # from those (a file of companies without parents costs no walk at all).
+        moved = {k: p for k, p in parents.items()
+                 if p is not None or (isinstance(k, int) and self.matches_by_pk[k].parent_id is not None)}
+        db_ids = {k for k in list(moved) + list(moved.values()) if isinstance(k, int)}
         tree = ancestor_map(db_ids)
-        heights = subtree_heights([k for k in parents if isinstance(k, int)])
+        # A new row is a root until its own parent is accepted (a refused one stays a root: the
+        # walk from a later row naming it must not ask the database about a row it has not).
+        tree.update((k, None) for k in keys.values() if not isinstance(k, int))
+        heights = subtree_heights([k for k, p in moved.items() if isinstance(k, int) and p is not None])
         accepted = []
         for number, parent in plan.items():
             if isinstance(parent, ParentError):
@@ -409,7 +448,8 @@ class BusinessCustomerResource(OwnedResource):
     def import_instance(self, instance, row, **kwargs):
         self.row_number = kwargs.get("row_number", 1)
         new = instance.pk is None
-        self.fields["account"].widget.current = None if new else instance.account
+        widget = self.fields["account"].widget
+        widget.current = None if new else widget.current_of(instance)
         super().import_instance(instance, row, **kwargs)
         if new:
             self.created_rows[(NEW, self.row_number)] = instance
@@ -463,10 +503,12 @@ class BusinessCustomerResource(OwnedResource):
             writer.insert_values(model, ["customer_id", value_field, "kind", "is_primary"],
                                  [[c.pk, getattr(c, column).strip(), work, True]
                                   for c in created if getattr(c, column).strip()])
-        writer.insert_values(CustomerGroup, ["customer_id", "kind"],
-                             [[c.pk, kind] for c in created for kind in CustomerGroup.Kind.values])
-        if updated:
-            services.sync_primary_rows(updated)
+        kinds = CustomerGroup.Kind.values
+        writer.insert_values(CustomerGroup, ["customer_id", "kind"], [[c.pk, kind] for c in created for kind in kinds])
+        moved = [c for c in updated if (c.primary_email, c.primary_phone) != (
+            c._import_before["primary_email"], c._import_before["primary_phone"])]
+        if moved:
+            services.sync_primary_rows(moved)
 
     def restore_children(self, instances):
         """Undo gave these customers their columns back: their email and phone rows follow."""

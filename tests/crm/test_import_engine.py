@@ -377,3 +377,80 @@ def test_report_counts(org):
     assert (report.total, report.new, report.update, report.skip, report.rejected) == (3, 1, 0, 1, 1)
     assert report.mode == "create_update" and not report.written and not report.ok
     assert not Account.objects.filter(name="New one").exists()
+
+
+def test_a_row_under_a_refused_new_parent_is_refused_too(org, direct, settings):
+    settings.CRM_MAX_TREE_DEPTH = 2
+    rep = org.user("east_rep")
+    top = own_customer(org, "east_rep", "Top", direct)
+    own_customer(org, "east_rep", "Middle", direct, parent=top)
+    rows = [["Name", "Channel", "Account", "Parent"], ["Deep", "Direct Sales", "T", "Middle"],
+            ["Deeper", "Direct Sales", "T", "Deep"]]
+    report = import_csv(BusinessCustomerResource, csv_bytes(rows), rep)
+    assert [(row, column) for row, column, _ in errors_of(report)] == [(2, "Parent"), (3, "Parent")]
+    assert "3 levels deep; at most 2" in report.errors[0].message
+    assert report.errors[1].message == "The parent company's row of this file is invalid; correct that row first."
+
+
+@pytest.mark.parametrize("field_name, texts", [
+    ("primary_email", ["a@b.co", "first.last+tag@mail.example.com", "x-y_z@sub-domain.example.org", "A@B.DE",
+                       "a..b@x.com", ".a@x.com", "a.@x.com", "a@x", "a@-x.com", "a@x-.com", "a@x.c", "a@x.123",
+                       "a b@x.com", "a@x.com\n", "ä@x.com", "a@xn--80ak6aa92e.com", "a@localhost", "@x.com",
+                       "a@" + "x" * 64 + ".com", "a@x..com", "a\"b@x.com"]),
+    ("website", ["https://example.com", "http://a.b.example.org/path/to-it_~.html", "HTTPS://EXAMPLE.COM/X",
+                 "https://example", "https://-example.com", "https://example-.com", "https://exa mple.com",
+                 "ftp://example.com", "https://1.2.3.4", "https://example.com:8080/", "https://example.com/a b",
+                 "https://" + "a" * 64 + ".com", "https://example.com/?q=1", "https://example.c0m", "https:/x.com",
+                 "https://user@example.com", "https://example.com/\n"]),
+    ("primary_phone", ["+49 30 1234567", "+1 (555) 010-0100 ext. 12", "call me", "+", "+1 555 0100\n"]),
+])
+def test_quick_checks_vouch_only_for_what_the_validators_accept(field_name, texts):
+    from django.core.exceptions import ValidationError
+
+    from crm.resources import quick_check
+
+    field = BusinessCustomer._meta.get_field(field_name)
+    quick = quick_check(field)
+    assert quick is not None
+    vouched = 0
+    for text in texts:
+        if quick(text):
+            vouched += 1
+            field.clean(text, BusinessCustomer())  # must not raise
+        else:
+            try:
+                field.clean(text, BusinessCustomer())
+            except ValidationError:
+                pass  # the validator says why, as the import reports it
+    assert vouched >= 3
+
+
+def test_a_database_refusal_while_writing_is_a_file_error_and_writes_nothing(org, direct, monkeypatch):
+    """A customer of that name committed by someone else after the batch's checks: the
+    database's unique constraint refuses the write (COPY on PostgreSQL)."""
+    import customers.resources
+
+    own_customer(org, "west_rep", "Raced", direct)
+    monkeypatch.setattr(customers.resources, "name_clashes", lambda keys: {})
+    rows = [["Name", "Channel", "Account"], ["Fine", "Direct Sales", "A"], ["raced", "Direct Sales", "A"]]
+    report = import_csv(BusinessCustomerResource, csv_bytes(rows), org.user("east_rep"), dry_run=False)
+    assert not report.written and len(report.file_errors) == 1
+    assert report.file_errors[0].startswith("Rows 2-3: ")
+    assert not BusinessCustomer.objects.filter(name="Fine").exists()
+
+
+def test_every_header_error_is_told_at_once(admin):
+    report = import_csv(AccountResource, csv_bytes([["Owner", "owner", "Firma"], ["a", "b", "c"]]), admin,
+                        mapping={"Firma": "Colour"})
+    assert report.file_errors == [
+        "The column 'Firma' cannot be mapped to 'Colour': the columns are ID, Name, Owner, Business Unit, Description.",
+        "Column(s) given twice: Owner.", "Missing required column(s): Name."]
+
+
+def test_the_note_of_created_accounts_counts_them_all_and_names_ten(org, direct, settings):
+    settings.CRM_IMPORT_BATCH_SIZE = 4
+    rows = [["Name", "Channel", "Account"]] + [[f"C {i}", "Direct Sales", f"New Account {i:02d}"] for i in range(25)]
+    report = import_csv(BusinessCustomerResource, csv_bytes(rows), org.user("east_rep"))
+    assert report.ok, errors_of(report)
+    assert report.notes == ["25 accounts will be created: " + ", ".join(f"New Account {i:02d}" for i in range(10))
+                            + ", …."]

@@ -28,10 +28,11 @@ the benchmark data (crm.bench.import_file) through the product (the background j
 when crm.jobs has them, else crm.services.import_csv), beside COPY of the same rows into
 the customers table and a stock ModelResource's import_data; the export of every customer
 through crm.exports.write_export (CSV and XLSX, to a temporary file), beside COPY (SELECT
-...) TO STDOUT of the same columns and a stock Resource.export(). Each run is a forked
-child process, so its peak memory is its own (the peak resident set size above the
-child's size at the start); the compared paths alternate in `--runs` rounds and the table
-shows medians. Peak memory is measured at two sizes, so whether it grows with the rows shows.
+...) TO STDOUT of the same columns and a stock Resource.export(). Each run is a fresh
+Python process, so its peak memory is its own (the peak resident set size above the
+process's size when the work starts); the compared paths alternate in `--runs` rounds and
+the table shows medians. Peak memory is measured at two sizes, so whether it grows with
+the rows shows.
 
 One table prints it all, with the machine, the data and every target met or missed.
 """
@@ -45,6 +46,7 @@ import re
 import resource as rlimits
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -372,16 +374,24 @@ def measure(measurements, repeat, warmup=True):
 
 # -- import and export: runs in child processes ------------------------------------------------------
 
-def _maxrss_mb():
-    peak = rlimits.getrusage(rlimits.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes there, KiB on Linux
+def _peak_rss_mb():
+    """The process's peak resident set size. On Linux from /proc (VmHWM), which
+    clear_refs resets: getrusage's ru_maxrss also counts the size of the process that
+    started this one (the kernel carries it over exec), so a child of a big parent would
+    report the parent's size."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        peak = rlimits.getrusage(rlimits.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes there, KiB elsewhere
 
 
 class Meter:
     """Peak memory of the work since start(): the peak resident set size above the size at
-    start(). Linux resets the peak on writing 5 to /proc/self/clear_refs, so a forked child
-    starts from its own size, not from the parent's peak. In-process (`active` false) it
-    measures nothing: the process's earlier peaks would hide the work's."""
+    start(). Linux resets the peak on writing 5 to /proc/self/clear_refs, so the work's peak
+    is measured from the size it starts at, not from whatever came before it. In-process
+    (`active` false) it measures nothing: the process's earlier peaks would hide the work's."""
 
     def __init__(self, active):
         self.active, self.base = active, None
@@ -394,45 +404,70 @@ class Meter:
                 f.write("5")
         except OSError:  # not Linux: the peak so far is the floor, which may hide some of the work
             pass
-        self.base = _maxrss_mb()
+        self.base = _peak_rss_mb()
 
     def peak(self):
-        return _maxrss_mb() - self.base if self.active else None
+        return _peak_rss_mb() - self.base if self.active else None
 
 
-def in_child(work, isolate=True):
-    """`work(meter)` in a forked child process (its database connection is its own) ->
-    its return value. In-process when not `isolate` (tests: their data lives in a
-    transaction only their connection sees). A failure in the child is raised here."""
+CHILD = """
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+import django
+django.setup()
+from crm.management.commands.bench import child_main
+child_main(sys.argv[1])
+"""
+
+
+def in_child(task, *args, isolate=True):
+    """`task(meter, *args)` -> its return value, run in a fresh Python process on the
+    database in use. A fresh interpreter, not a fork: a forked child would fill the free
+    memory the parent's heap already holds, and its peak would hide the work's. `task` is
+    a module-level function; arguments and result are pickled. In-process when not
+    `isolate` (the tests: their data lives in a transaction only their connection sees).
+    A failure in the child is raised here."""
     if not isolate:
-        return work(Meter(False))
-    if connection.in_atomic_block:
-        raise BenchError("A benchmark run cannot fork inside a transaction: the child would not see its data.")
-    connection.close()  # the child must not share the parent's socket
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        code = 0
-        try:
-            os.close(read)
-            payload = ("ok", work(Meter(True)))
-        except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
-            payload, code = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"), 1
-        try:
-            with os.fdopen(write, "wb") as f:
-                pickle.dump(payload, f)
-        finally:
-            os._exit(code)  # no atexit handlers, no connection teardown shared with the parent
-    os.close(write)
-    with os.fdopen(read, "rb") as f:
-        raw = f.read()
-    os.waitpid(pid, 0)
-    if not raw:
-        raise BenchError("A benchmark child process died without an answer (out of memory?).")
-    kind, value = pickle.loads(raw)
+        return task(Meter(False), *args)
+    folder = Path(tempfile.mkdtemp(prefix="crm-bench-run-"))
+    try:
+        spec, result = folder / "spec.pickle", folder / "result.pickle"
+        with open(spec, "wb") as f:
+            pickle.dump({"task": (task.__module__, task.__qualname__), "args": args, "result": str(result),
+                         "database": connection.settings_dict["NAME"]}, f)
+        env = dict(os.environ)
+        if getattr(settings, "TESTING", False):  # the same settings as here (the test runner sets them by its presence)
+            env["CRM_TESTING"] = "1"
+        done = subprocess.run([sys.executable, "-c", CHILD, str(spec)], cwd=settings.BASE_DIR, env=env,
+                              capture_output=True, text=True)
+        if not result.exists():
+            raise BenchError(f"A benchmark child process ended ({done.returncode}) without an answer: "
+                             f"{done.stderr[-3000:]}")
+        with open(result, "rb") as f:
+            kind, value = pickle.load(f)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if kind == "error":
         raise BenchError(f"A benchmark run failed in its child process: {value}")
     return value
+
+
+def child_main(spec_path):
+    """The child's side of in_child()."""
+    import importlib
+
+    with open(spec_path, "rb") as f:
+        spec = pickle.load(f)
+    module, name = spec["task"]
+    try:
+        task = getattr(importlib.import_module(module), name)
+        # As the parent measures: no query log (DEBUG keeps every query, in time and memory).
+        with use_database(spec["database"]), override_settings(DEBUG=False):
+            payload = ("ok", task(Meter(True), *spec["args"]))
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
+        payload = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+    with open(spec["result"], "wb") as f:
+        pickle.dump(payload, f)
 
 
 @dataclass
@@ -654,7 +689,7 @@ def stock_resources():
     return StockImport, StockExport
 
 
-def _stock_import(path, rows, user, meter):
+def _stock_import(path, rows, meter):
     import tablib
 
     resource_class = stock_resources()[0]
@@ -675,6 +710,21 @@ def _stock_import(path, rows, user, meter):
     return found
 
 
+def task_import(meter, path, rows):
+    return import_path()[1](path, rows, admin_user(), meter)
+
+
+def task_stock_import(meter, path, rows):
+    return _stock_import(path, rows, meter)
+
+
+def task_copy_in(meter, rows_path):
+    """COPY of the import's rows (pickled in `rows_path`, loaded before the meter starts)."""
+    with open(rows_path, "rb") as f:
+        table_rows = pickle.load(f)
+    return _copy_in(table_rows, meter)
+
+
 def _copy_in(table_rows, meter):
     from customers.models import BusinessCustomer
 
@@ -687,9 +737,8 @@ def _copy_in(table_rows, meter):
 
 def measure_import(plan, out):
     """The import rows of the table: product (validation, write), COPY, stock (dry run, write)."""
-    describe, product = import_path()
+    describe = import_path()[0]
     file = data.import_file(plan.import_rows)
-    user = admin_user()
     folder = Path(tempfile.mkdtemp(prefix="crm-bench-import-"))
     small, stock_n = min(plan.import_small, len(file)), min(plan.stock_import_rows, len(file))
     tasks_log = logging.getLogger("django_tasks")
@@ -700,6 +749,9 @@ def measure_import(plan, out):
         big_csv.write_bytes(file.csv_bytes())
         small_csv.write_bytes(file.head(small).csv_bytes())
         stock_csv.write_text(file.head(stock_n).stock_dataset().export("csv"), encoding="utf-8")
+        table_rows = folder / "rows.pickle"
+        with open(table_rows, "wb") as f:
+            pickle.dump(file.table_rows, f)
         validate = Flow("product: validation (dry run)", "product", "validate")
         write = Flow("product: write", "product", "write")
         copy = Flow("COPY FROM STDIN into the customers table", "copy", "write")
@@ -709,21 +761,22 @@ def measure_import(plan, out):
             copy.missing = "PostgreSQL only"
         for n in range(plan.runs):
             start = time.perf_counter()
-            runs = in_child(lambda meter: product(big_csv, len(file), user, meter), plan.isolate)
+            runs = in_child(task_import, str(big_csv), len(file), isolate=plan.isolate)
             validate.runs.append(runs["validate"])
             write.runs.append(runs["write"])
             if connection.vendor == "postgresql":
-                copy.runs.append(in_child(lambda meter: _copy_in(file.table_rows, meter), plan.isolate))
-            runs = in_child(lambda meter: _stock_import(stock_csv, stock_n, user, meter), plan.isolate)
+                copy.runs.append(in_child(task_copy_in, str(table_rows), isolate=plan.isolate))
+            runs = in_child(task_stock_import, str(stock_csv), stock_n, isolate=plan.isolate)
             stock_v.runs.append(runs["validate"])
             stock_w.runs.append(runs["write"])
             out.write(f"Import round {n + 1}/{plan.runs}: {time.perf_counter() - start:.1f} s")
         if plan.isolate:
-            runs = in_child(lambda meter: product(small_csv, small, user, meter), plan.isolate)
+            runs = in_child(task_import, str(small_csv), small, isolate=plan.isolate)
             validate.small, write.small = runs["validate"], runs["write"]
         note = (f"{len(file):,} new business customers from the benchmark data (CSV of {big_csv.stat().st_size / 2**20:.1f} MB, "
                 f"no ID column: matched by name and channel, all new), as {data.BENCH_ADMIN}, through {describe}; "
-                "rolled back")
+                f"stock on {stock_n:,} of them; rolled back. A write's peak includes the validation before it "
+                "(one process)")
         return note, [validate, write, copy, stock_v, stock_w]
     finally:
         tasks_log.setLevel(level)
@@ -760,7 +813,8 @@ def export_path():
 def _export_by_view(fmt, params, user, path):
     client = lean_client()
     client.force_login(user)
-    response = client.get(f"/customers/export/?{params}&format={fmt}".replace("?&", "?"))
+    with override_settings(SECURE_SSL_REDIRECT=False, ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver"]):
+        response = client.get(f"/customers/export/?{params}&format={fmt}".replace("?&", "?"))
     if response.status_code != 200 or not response.streaming:
         raise BenchError(f"the export view answered {response.status_code} without a file")
     newlines = 0
@@ -772,17 +826,21 @@ def _export_by_view(fmt, params, user, path):
     return newlines - 1
 
 
-def _export_run(work, path):
-    def run(meter):
-        try:
-            meter.start()
-            start = time.perf_counter()
-            rows = work()
-            seconds = time.perf_counter() - start
-            return Run(rows, seconds, meter.peak())
-        finally:
-            path.unlink(missing_ok=True)
-    return run
+def task_export(meter, key, params, unit_id, stock_rows, path):
+    """One export run to `path` (removed afterwards): the product's (`key` csv or xlsx, the
+    grid's query string `params`), COPY TO's (of unit `unit_id` or all) or the stock one's."""
+    try:
+        meter.start()
+        start = time.perf_counter()
+        if key in ("csv", "xlsx"):
+            rows = export_path()[1](key, params, admin_user(), path)
+        elif key == "copy":
+            rows = _copy_out(copy_to_sql(unit_id), path)
+        else:
+            rows = _stock_export(stock_rows, key.removeprefix("stock_"), path)
+        return Run(rows, time.perf_counter() - start, meter.peak())
+    finally:
+        Path(path).unlink(missing_ok=True)
 
 
 def copy_to_sql(unit_id=None):
@@ -833,8 +891,7 @@ def measure_export(plan, out):
     """The export rows of the table: product CSV and XLSX, COPY TO, stock Resource.export()."""
     from crm.models import BusinessUnit
 
-    describe, product, formats = export_path()
-    user = admin_user()
+    describe, _, formats = export_path()
     unit = BusinessUnit.objects.get(name=plan.export_small_unit).pk
     folder = Path(tempfile.mkdtemp(prefix="crm-bench-export-"))
     flows = {
@@ -848,19 +905,11 @@ def measure_export(plan, out):
         flows["copy"].missing = "PostgreSQL only"
     for fmt in {"csv", "xlsx"} - formats:
         flows[fmt].missing = f"the product has no {fmt.upper()} export ({describe})"
-    works = {
-        "csv": lambda p, small: product("csv", f"business_unit={unit}" if small else "", user, p),
-        "xlsx": lambda p, small: product("xlsx", f"business_unit={unit}" if small else "", user, p),
-        "copy": lambda p, small: _copy_out(copy_to_sql(unit if small else None), p),
-        "stock_csv": lambda p, small: _stock_export(plan.stock_export_small if small else plan.stock_export_rows,
-                                                    "csv", p),
-        "stock_xlsx": lambda p, small: _stock_export(plan.stock_export_small if small else plan.stock_export_rows,
-                                                     "xlsx", p),
-    }
 
     def once(key, small):
-        path = folder / f"{key}.out"
-        return in_child(_export_run(lambda: works[key](path, small), path), plan.isolate)
+        return in_child(task_export, key, f"business_unit={unit}" if small else "", unit if small else None,
+                        plan.stock_export_small if small else plan.stock_export_rows, str(folder / f"{key}.out"),
+                        isolate=plan.isolate)
 
     try:
         for n in range(plan.runs):
@@ -1126,7 +1175,7 @@ def render(measurements, results, sizes, import_flows=None, export_flows=None, h
     targets = page_targets(measurements, results, sizes) if measurements else []
     targets += flow_targets(import_flows and import_flows[1], export_flows and export_flows[1])
     lines += ["", "TARGETS"] + [t.line() for t in targets]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def explain(result, top=3):

@@ -27,7 +27,7 @@ import re
 from contextlib import nullcontext
 
 from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Case, CharField, F, Func, OuterRef, Subquery, TextField, Value, When
 from django.db.models import fields as model_fields
 from django.http import HttpRequest, QueryDict
@@ -518,9 +518,10 @@ class Export:
         if statement is None:
             return
         connection = connections[self.queryset.db]
-        # A download abandoned half way closes this generator: psycopg then cancels the COPY
-        # and drains it, so the connection stays usable.
-        with connection.cursor() as cursor:
+        # A download abandoned half way closes this generator: psycopg then cancels the COPY,
+        # which aborts the surrounding transaction; the savepoint (or transaction) rolls back
+        # just the export, so the connection stays usable for whatever runs after it.
+        with transaction.atomic(using=self.queryset.db), connection.cursor() as cursor:
             # Logged like any query (the query-count tests and the debug toolbar see it).
             debug = getattr(cursor, "debug_sql", None)
             with (debug(statement, params) if debug is not None else nullcontext()):

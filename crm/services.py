@@ -788,10 +788,11 @@ def error_report_csv(data, report, out):
 
 class BulkWriter:
     """The inserts and updates of an import batch with their history rows, in a few statements
-    per batch whatever its size: on PostgreSQL COPY (ids taken from the sequence first, so
-    nothing is read back; updates through a staging table and one UPDATE ... FROM), elsewhere
-    bulk_create and executemany. History rows are built here in bulk, each with the importing
-    user and the import's change reason."""
+    per batch whatever its size. On PostgreSQL: COPY (ids taken from the sequence first, so
+    nothing is read back; new records even while the batch is checked, CopyStream), updates
+    through a staging table and one UPDATE ... FROM, history rows and rows derived from the
+    written records by INSERT ... SELECT. Elsewhere bulk_create and executemany. Every
+    history row carries the importing user and the import's change reason."""
 
     BEFORE = "State before a CSV import"  # a baseline history row's reason (see update)
 
@@ -990,18 +991,71 @@ class BulkWriter:
         """Rows without history."""
         self.create(model, objs, history=False)
 
-    def insert_values(self, model, attnames, rows):
-        """Rows without history nor instances (a customer's email and phone rows, its groups),
-        each a list of values for `attnames`; their ids come from the database."""
+    def insert_from(self, model, objs, copied, constants=None, unless_blank=None):
+        """Rows of `model` derived from `objs` (just written): {attname: attname of the
+        object} copied, `constants` ({attname: value}) added, none for an object whose
+        `unless_blank` attribute is blank. On PostgreSQL one INSERT ... SELECT from the
+        objects' table, so nothing is built or sent per row."""
+        constants = constants or {}
+        if not self.copy:
+            kept = [obj for obj in objs if unless_blank is None or getattr(obj, unless_blank)]
+            return self.insert_values(model, list(copied) + list(constants),
+                                      [[getattr(obj, name) for name in copied.values()] + list(constants.values())
+                                       for obj in kept])
+        source = type(objs[0]) if objs else None
+        if source is None:
+            return
+        qn = self.connection.ops.quote_name
+        columns = {f.attname: f.column for f in source._meta.concrete_fields}
+        names, values = self._with_defaults(model, list(copied) + list(constants), [])
+        selected = [qn(columns[name]) for name in copied.values()] + ["%s"] * (len(names) - len(copied))
+        params = list(constants.values()) + values
+        where = f"{qn(source._meta.pk.column)} = ANY(%s)"
+        if unless_blank is not None:
+            where += f" AND {qn(columns[unless_blank])} <> ''"
+        sql = (f"INSERT INTO {qn(model._meta.db_table)} "
+               f"({', '.join(qn(model._meta.get_field(name).column) for name in names)}) "
+               f"SELECT {', '.join(selected)} FROM {qn(source._meta.db_table)} WHERE {where}")
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params + [[obj.pk for obj in objs]])
+
+    def insert_each(self, model, key, ids, variants):
+        """One row of `model` per id (in the attribute `key`) and per dict of `variants`
+        ({attname: value}, the same attributes in each); on PostgreSQL one statement."""
+        if not ids or not variants:
+            return
+        varied = list(variants[0])
+        if not self.copy:
+            return self.insert_values(model, [key] + varied,
+                                      [[pk] + [variant[name] for name in varied] for pk in ids for variant in variants])
+        qn = self.connection.ops.quote_name
+        names, values = self._with_defaults(model, [key] + varied, [])
+        rows = ", ".join("(" + ", ".join(["%s"] * len(varied)) + ")" for _ in variants)
+        defaults = ["%s"] * (len(names) - 1 - len(varied))
+        sql = (f"INSERT INTO {qn(model._meta.db_table)} "
+               f"({', '.join(qn(model._meta.get_field(name).column) for name in names)}) "
+               f"SELECT i.id, {', '.join([f'v.c{n}' for n in range(len(varied))] + defaults)} "
+               f"FROM unnest(%s::bigint[]) AS i(id) CROSS JOIN (VALUES {rows}) AS v({', '.join(f'c{n}' for n in range(len(varied)))})")
+        params = [list(ids)] + [variant[name] for variant in variants for name in varied] + values
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def _with_defaults(self, model, attnames, values):
+        """`attnames` and the other columns of `model` (not its pk) with the defaults they get
+        (the database knows none of Django's): (all the attnames, the defaults' values)."""
         from django.utils import timezone
 
-        fields = [model._meta.get_field(name) for name in attnames]
-        # The other columns get their defaults (the database knows none of Django's).
-        rest = [f for f in model._meta.concrete_fields if not f.primary_key and f not in fields]
         now = timezone.now()
-        tail = [now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
-                for f in rest]
-        fields += rest
+        rest = [f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in attnames]
+        defaults = [now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+                    for f in rest]
+        return list(attnames) + [f.attname for f in rest], list(values) + defaults
+
+    def insert_values(self, model, attnames, rows):
+        """Rows without history nor instances, each a list of values for `attnames`; their
+        ids come from the database, their other columns get their defaults."""
+        names, tail = self._with_defaults(model, attnames, [])
+        fields = [model._meta.get_field(name) for name in names]
         rows = (list(row) + tail for row in rows)
         if not self.copy:
             rows = ([f.get_db_prep_save(v, self.connection) for f, v in zip(fields, row)] for row in rows)

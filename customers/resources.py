@@ -30,8 +30,8 @@ from crm.exports import MONEY, Column, Folded, choice, integer_kind, joined
 from crm.resources import EMAIL_HEADERS, PHONE_HEADERS, CountryWidget, CRMResource, NameWidget, OwnedResource, chunked
 
 from . import services
-from .models import (CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer, CustomerEmail, CustomerGroup, Location,
-                     LocationTag, name_clash_message, name_clashes)
+from .models import (CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer, CustomerGroup, Location, LocationTag,
+                     name_clash_message, name_clashes)
 from .tree import ancestor_map, parent_refusal, subtree_heights
 
 NEW = "new"  # stand-in keys (NEW, row number in the batch) for the batch's new customers
@@ -168,7 +168,8 @@ class AccountWidget(NameWidget):
 
 
 def visible_accounts(resource):
-    return restrict(Account.objects.all(), resource.user, "view")
+    # A row names the account to link it: its id and name are all the import reads of it.
+    return restrict(Account.objects.only("pk", "name"), resource.user, "view")
 
 
 class BusinessCustomerResource(OwnedResource):
@@ -498,13 +499,12 @@ class BusinessCustomerResource(OwnedResource):
         (Admin, Buyer, Requester, Contact), inserted for the whole batch; changed ones have
         their email and phone rows put in step with the columns (services.sync_primary_rows)."""
         writer = self.session.writer
-        work = CustomerEmail._meta.get_field("kind").default
-        for model, value_field, column in services.CONTACT_POINTS:
-            writer.insert_values(model, ["customer_id", value_field, "kind", "is_primary"],
-                                 [[c.pk, getattr(c, column).strip(), work, True]
-                                  for c in created if getattr(c, column).strip()])
-        kinds = CustomerGroup.Kind.values
-        writer.insert_values(CustomerGroup, ["customer_id", "kind"], [[c.pk, kind] for c in created for kind in kinds])
+        if created:
+            for model, value_field, column in services.CONTACT_POINTS:
+                writer.insert_from(model, created, {"customer_id": "id", value_field: column}, {"is_primary": True},
+                                   unless_blank=column)
+            writer.insert_each(CustomerGroup, "customer_id", [c.pk for c in created],
+                               [{"kind": kind} for kind in CustomerGroup.Kind.values])
         moved = [c for c in updated if (c.primary_email, c.primary_phone) != (
             c._import_before["primary_email"], c._import_before["primary_phone"])]
         if moved:

@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?= -n auto  # pytest-xdist: one worker per CPU
 
-.PHONY: venv install run test bench bench-data clean distclean
+.PHONY: venv install run test bench bench-data loadtest clean distclean
 
 venv: $(PY)
 
@@ -19,7 +19,7 @@ $(PY):
 # Re-install only when pyproject.toml is newer than the stamp.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,load]'
 	touch $(STAMP)
 
 run: install
@@ -47,6 +47,12 @@ BENCH_CUSTOMERS ?= 10000
 bench-data: install
 	CRM_TESTING=1 $(PY) manage.py migrate --noinput
 	CRM_TESTING=1 $(PY) manage.py bench_data --customers $(BENCH_CUSTOMERS)
+
+# Load test on PostgreSQL (DATABASE_URL): 50 locust users browse, search and export on a copy
+# of the bench database of 1M customers, without and then with a 100k-row import running.
+# Short form: make loadtest LOADTEST_ARGS="--users 3 --seconds 10 --customers 2000".
+loadtest: install
+	CRM_TESTING=1 $(PY) manage.py loadtest $(LOADTEST_ARGS)
 
 clean:
 	rm -rf staticfiles .pytest_cache test-artifacts build dist *.egg-info

@@ -11,6 +11,7 @@ from simple_history.utils import bulk_update_with_history
 
 from crm.access import restrict
 from crm.services import Sections
+from crm.versions import bump
 
 from .models import Account
 
@@ -135,13 +136,14 @@ class _Mover:
         for row in rows:
             row._history_user = self.user
             row._change_reason = self.reason(sources[row.pk])
+        fields = bump(rows, fields)  # moved records: an edit form opened before the merge is stale
         bulk_update_with_history(rows, model, fields, default_user=self.user, default_date=self.now)
         return len(rows)
 
     def move_foreign_key(self, model, field, exclude=()):
         """Rows whose `field` points at a merged account now point at the master."""
         rows = list(model._default_manager.select_for_update()
-                    .filter(**{f"{field.attname}__in": self.other_ids}).exclude(pk__in=list(exclude)))
+                    .filter(**{f"{field.attname}__in": self.other_ids}).exclude(pk__in=list(exclude)).order_by("pk"))
         sources = {}
         for row in rows:
             sources[row.pk] = [getattr(row, field.attname)]
@@ -153,7 +155,7 @@ class _Mover:
         has (same user or group, same permission) is dropped."""
         holder = "user_id" if issubclass(model, UserObjectPermissionBase) else "group_id"
         have = set(model.objects.filter(content_object=self.master).values_list(holder, "permission_id"))
-        rows = list(model.objects.select_for_update().filter(content_object_id__in=self.other_ids))
+        rows = list(model.objects.select_for_update().filter(content_object_id__in=self.other_ids).order_by("pk"))
         keep, drop = [], []
         for row in rows:
             key = (getattr(row, holder), row.permission_id)
@@ -172,7 +174,8 @@ class _Mover:
         through = rel.field.remote_field.through
         account_fk = next(f for f in through._meta.fields if f.is_relation and f.related_model is Account)
         other_fk = next(f for f in through._meta.fields if f.is_relation and f.related_model is model)
-        links = list(through.objects.select_for_update().filter(**{f"{account_fk.attname}__in": self.other_ids}))
+        links = list(through.objects.select_for_update().filter(**{f"{account_fk.attname}__in": self.other_ids})
+                     .order_by("pk"))
         if not links:
             return 0
         sources = {}
@@ -190,7 +193,7 @@ class _Mover:
     def move_generic(self, model, field, account_type):
         """Rows attached through a generic foreign key (activities)."""
         rows = list(model._default_manager.select_for_update()
-                    .filter(**{field.ct_field: account_type, f"{field.fk_field}__in": self.other_ids}))
+                    .filter(**{field.ct_field: account_type, f"{field.fk_field}__in": self.other_ids}).order_by("pk"))
         sources = {}
         for row in rows:
             sources[row.pk] = [getattr(row, field.fk_field)]

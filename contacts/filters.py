@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Account
-from crm.filters import CRMFilterSet, OwnedFilterSet, ids_or_subquery, visible_owners
+from crm.filters import CRMFilterSet, OwnedFilterSet, ids_or_subquery, search_terms, visible_owners
 from crm.forms import AutocompleteSelectMultiple
 
 from .models import Contact, ContactEmail, ContactGroup, ContactPhone
@@ -55,7 +55,7 @@ class ContactFilter(OwnedFilterSet):
     @staticmethod
     def name_condition(value):
         cond = Q()
-        for term in value.split():
+        for term in search_terms(value):
             cond &= Q(first_name__ilike=term) | Q(middle_name__ilike=term) | Q(last_name__ilike=term)
         return cond
 
@@ -82,7 +82,7 @@ class ContactFilter(OwnedFilterSet):
         """Each word in a name part, or in any of the contact's emails or phones (their
         matching contact ids, so the database ORs index lookups on the contact table)."""
         cond = Q()
-        for term in value.split():
+        for term in search_terms(value):
             cond &= (self.name_condition(term) | Q(email__ilike=term) | Q(phone__ilike=term)
                      | Q(pk__in=ids_or_subquery(ContactEmail.objects.filter(email__ilike=term), "contact_id"))
                      | Q(pk__in=ids_or_subquery(ContactPhone.objects.filter(phone__ilike=term), "contact_id")))

@@ -16,8 +16,9 @@ What each piece answers, all through crm.access:
 """
 import os
 
+from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import NestedObjects, get_fields_from_path, quote
+from django.contrib.admin.utils import NestedObjects, flatten_fieldsets, get_fields_from_path, quote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -34,7 +35,7 @@ from import_export.admin import ImportExportModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
-from . import services
+from . import services, versions
 from .access import access, is_owned, restrict
 from .filters import visible_owners, visible_units
 from .forms import HIDDEN_LABEL, restrict_form_fields, restricts_choices
@@ -110,6 +111,9 @@ def placement_form(form_class, user, model, model_admin=None, request=None):
     class PlacedForm(form_class):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
+            if versions.VERSION in self.fields and self.instance.pk is not None:
+                # The record's version now, not the instance's: history shows old versions to revert to.
+                self.fields[versions.VERSION].initial = versions.current_version(model, self.instance.pk)
             restrict_form_fields(self, user)
             if model_admin is not None:
                 model_admin.restrict_fields(request, self)
@@ -124,9 +128,25 @@ def placement_form(form_class, user, model, model_admin=None, request=None):
 
         def clean(self):
             data = super().clean()
+            self.check_version()
             if is_owned(model):
                 self.check_placement(data)
             return data
+
+        def check_version(self):
+            """Refuse a save over someone else's since the form was opened (the admin's change
+            view is one transaction, so the row stays locked until this form is saved); the
+            form comes back with the user's values and the current version: Save applies them."""
+            try:
+                versions.check(self)
+            except versions.StaleEdit as stale:
+                lines = [str(stale)]
+                if stale.current is not None:
+                    current = model._base_manager.get(pk=stale.pk)
+                    lines += versions.describe(versions.changes_since(current, stale.opened, self, user))
+                    lines.append("Your values are kept below: press Save again to apply them over the current version.")
+                    self.data = versions.resubmit_data(self, stale.current)
+                raise forms.ValidationError(lines)
 
         def check_placement(self, data):
             owner = data.get("owner") if "owner" in self.fields else self.instance.owner
@@ -142,6 +162,8 @@ def placement_form(form_class, user, model, model_admin=None, request=None):
             if error is not None:
                 attach_error(self, error)
 
+    if versions.versioned(model):
+        PlacedForm.base_fields[versions.VERSION] = versions.version_field(None)
     PlacedForm.__name__ = form_class.__name__
     return PlacedForm
 
@@ -208,8 +230,20 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
 
     # -- forms -----------------------------------------------------------------------------
     def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
+        # The version is the placed form's own field (not editable on the model, so the
+        # model form factory must not be asked for it); the fieldsets still show it, hidden.
+        fields = kwargs.pop("fields") if "fields" in kwargs else flatten_fieldsets(self.get_fieldsets(request, obj))
+        if fields is not None:
+            fields = [f for f in fields if f != versions.VERSION]
+        form = super().get_form(request, obj, change=change, fields=fields, **kwargs)
         return placement_form(form, request.user, self.model, self, request)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if versions.versioned(self.model) and versions.VERSION not in flatten_fieldsets(fieldsets):
+            name, options = fieldsets[0]
+            fieldsets = [(name, {**options, "fields": [*options["fields"], versions.VERSION]}), *fieldsets[1:]]
+        return fieldsets
 
     def restrict_fields(self, request, form):
         """Hook: narrow further fields of the admin's form (e.g. to users he may pick)."""
@@ -254,6 +288,10 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
 
     def save_model(self, request, obj, form, change):
         obj._history_user = request.user
+        if change and versions.versioned(self.model):
+            # Reverting to an old version (history) saves that version's instance: it goes on
+            # from the current version, never back to the old one.
+            obj.version = versions.current_version(self.model, obj.pk) or obj.version
         super().save_model(request, obj, form, change)
 
     # -- delete: never name what he may not view, never delete what he may not delete -----
@@ -371,11 +409,16 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
 
     def history_view(self, request, object_id, extra_context=None):
         request._crm_current = self._current(request, object_id, "view")
+        if not hasattr(self.model._meta, "simple_history_manager_attribute"):
+            # No simple_history on the model (customer groups): Django's own log page, not a 500.
+            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         request._crm_current = self._current(request, object_id, "change" if request.method == "POST" else "view")
-        if parse_pk(version_id) is None:
+        # Models without simple_history (customer groups) have no versions: simple_history
+        # would fail with a 500 on them.
+        if parse_pk(version_id) is None or not hasattr(self.model._meta, "simple_history_manager_attribute"):
             raise Http404("No such version.")
         return super().history_form_view(request, object_id, version_id, extra_context)
 

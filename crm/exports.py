@@ -551,26 +551,13 @@ class Export:
                 yield [f(v) for f, v in zip(cells, values)]
 
     def write_xlsx(self, out, title):
-        """A write-only workbook: rows go to a temporary file as they come, so memory stays
-        flat. Numbers and dates are cells of their type, text is neutralised."""
-        from openpyxl import Workbook
+        """A workbook streamed row by row (crm.xlsx), so memory stays flat. Numbers and dates
+        are cells of their type, text is neutralised."""
+        from . import xlsx
 
-        workbook = Workbook(write_only=True)
         self.count_total()
-        title = "".join(ch for ch in title if ch not in "[]:*?/\\")[:31] or "Export"
-        sheet, on_sheet, sheets = None, 0, 0
-        for row in self.cell_rows():
-            if sheet is None or on_sheet == XLSX_MAX_ROWS:
-                sheets += 1
-                sheet = workbook.create_sheet(title if sheets == 1 else f"{title[:26]} ({sheets})")
-                sheet.append(self.headers)
-                on_sheet = 0
-            sheet.append(row)
-            on_sheet += 1
-            self.count_row()
-        if sheet is None:
-            workbook.create_sheet(title).append(self.headers)
-        workbook.save(out)
+        xlsx.write_workbook(out, title, self.headers, self.cell_rows(), on_row=self.count_row,
+                            rows_per_sheet=XLSX_MAX_ROWS)
         self.report_progress()
 
 

@@ -75,6 +75,9 @@ class CRMFilterSet(df.FilterSet):
         super().__init__(*args, **kwargs)
         if self.request is not None:
             self.restrict_choices(self.request.user)
+        from .forms import guard_id_choices
+
+        guard_id_choices(self.form.fields)
         for f in self.form.fields.values():
             if type(f.widget) in QUICK_SELECTS:
                 f.widget = QUICK_SELECTS[type(f.widget)].like(f.widget)
@@ -104,12 +107,23 @@ class CRMFilterSet(df.FilterSet):
         matching ids of that table, so the database ORs index lookups on one table instead
         of joining (a join or a subquery under OR defeats the indexes)."""
         cond = Q()
-        for term in value.split():
+        for term in search_terms(value):
             term_cond = Q()
             for path in self.search_fields:
                 term_cond |= search_condition(queryset.model, path, term)
             cond &= term_cond
         return queryset.filter(cond)
+
+
+# Words of a search beyond these are ignored: each adds a condition per searched column, and
+# a pasted paragraph would nest past SQLite's expression depth (a 500) and cost PostgreSQL a
+# plan of thousands of ILIKEs; nobody narrows a search with a tenth word.
+MAX_SEARCH_TERMS = 10
+
+
+def search_terms(value):
+    """The words of a search that count (MAX_SEARCH_TERMS)."""
+    return value.split()[:MAX_SEARCH_TERMS]
 
 
 # Up to this many ids of a related table's matches are inlined into the query.

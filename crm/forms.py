@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from .access import access, entity_key, restrict
+from .ids import as_id, parse_ids
 from .models import ACTION_LABELS, ACTIONS, BusinessUnit, Job, Level, Role
 
 
@@ -22,11 +23,44 @@ class BootstrapMixin:
                 widget.attrs.setdefault("class", "form-control")
 
     def full_clean(self):
+        guard_id_choices(self.fields)
         super().full_clean()
         for name in self.errors:
             if name in self.fields:
                 widget = self.fields[name].widget
                 widget.attrs["class"] = widget.attrs.get("class", "") + " is-invalid"
+
+
+def guard_id_choices(fields):
+    """Make every record choice among `fields` (a form's, a filterset's) refuse a value that
+    is not an id (crm.ids) as an invalid choice. Django hands such a value to the database:
+    `pk__in` with an integer beyond 64 bits is an OverflowError on SQLite and a DataError on
+    PostgreSQL, a 500 instead of a field error. Wrapping `clean` (once per field) catches
+    fields whatever added them, however their queryset was set."""
+    for field in fields.values():
+        if isinstance(field, forms.ModelChoiceField) and not getattr(field, "guards_ids", False):
+            field.clean = _refusing_non_ids(field, field.clean)
+            field.guards_ids = True
+
+
+def _keyed_by_integer(field):
+    from django.db import models
+
+    model = field.queryset.model
+    key = model._meta.get_field(field.to_field_name) if field.to_field_name else model._meta.pk
+    return isinstance(key, (models.IntegerField, models.AutoField))
+
+
+def _refusing_non_ids(field, clean):
+    def clean_ids(value):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if (v not in field.empty_values and not hasattr(v, "_meta") and as_id(v) is None
+                    and _keyed_by_integer(field)):
+                raise forms.ValidationError(field.error_messages["invalid_choice"], code="invalid_choice",
+                                            params={"value": str(v)[:50]})
+        return clean(value)
+    return clean_ids
 
 
 def restricts_choices(model):
@@ -176,6 +210,23 @@ class ImportForm(forms.Form):
     def clean_mode(self):
         return self.cleaned_data.get("mode") or "create_update"  # a client that sends no mode gets the default
 
+    def clean_file(self):
+        """A file that is plainly no CSV text (by its name, or its first bytes: a workbook,
+        UTF-16 text) is refused on the page at once, with what to do instead; the rest is
+        read by the import's validation."""
+        from .services import not_csv_message
+
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith((".csv", ".txt")):
+            raise forms.ValidationError(f"Only CSV files can be imported (named .csv); '{upload.name[:100]}' is not "
+                                        "one. Save the sheet as 'CSV UTF-8' and upload that file.")
+        upload.seek(0)
+        wrong = not_csv_message(upload.read(512))
+        upload.seek(0)
+        if wrong:
+            raise forms.ValidationError(wrong)
+        return upload
+
 
 class ImportModeForm(forms.Form):
     """The mode chosen again on the job page, before the import is started."""
@@ -195,7 +246,7 @@ class AutocompleteMixin:
 
     def optgroups(self, name, value, attrs=None):
         iterator = self.choices
-        chosen = [v for v in value if v not in ("", None)]
+        chosen = parse_ids(str(v) for v in value)  # the value as posted, maybe no id at all
         field = iterator.field
         records = iterator.queryset.filter(pk__in=chosen) if chosen else iterator.queryset.none()
         self.choices = ([("", field.empty_label)] if getattr(field, "empty_label", None) is not None else []) + [

@@ -128,12 +128,18 @@ def start_export(entity, user, params, fmt):
 def confirm_import(job, user, mode=None):
     """The validated file is imported (a job step of its own)."""
     _own(job, user)
-    if job.state != Job.State.READY:
+    if job.kind != Job.Kind.IMPORT or job.state != Job.State.READY:
+        raise JobStateError("This import is not waiting to be started.")
+    if not entity_of(job).can_import(user):  # the right may have gone since the upload
+        raise PermissionDenied("You may not import this kind of record.")
+    job.mode = mode or job.mode
+    # A conditional update, not a save: of two confirms at once (a double click, two tabs)
+    # only one finds the job ready; the other is refused instead of queueing a second import.
+    claimed = Job.objects.filter(pk=job.pk, state=Job.State.READY).update(
+        state=Job.State.IMPORTING, started_at=None, message="", mode=job.mode)
+    if not claimed:
         raise JobStateError("This import is not waiting to be started.")
     job.state, job.started_at, job.message = Job.State.IMPORTING, None, ""
-    if mode:
-        job.mode = mode
-    job.save(update_fields=["state", "started_at", "message", "mode"])
     _enqueue(job, "import")
 
 
@@ -185,7 +191,9 @@ def run(job_id, step):
     if job is None or job.state != EXPECTED[step] or job.started_at is not None:
         return
     job.started_at = timezone.now()
-    job.save(update_fields=["started_at"])
+    # Claimed by a conditional update: two workers given the same step run it once.
+    if not Job.objects.filter(pk=job.pk, state=EXPECTED[step], started_at=None).update(started_at=job.started_at):
+        return
     write_progress(job, 0, job.total)
     try:
         with transaction.atomic():  # whatever the step wrote goes if it fails half-way
@@ -202,9 +210,14 @@ def run(job_id, step):
 
 
 def _reason(error):
+    # The error's own text (a driver's message, "[<class 'decimal.InvalidOperation'>]") tells a
+    # user nothing and may show internals: it goes to the log (run), the page says what to do.
     if isinstance(error, DatabaseError):
-        return f"The database connection failed while the job ran ({error}). Nothing was written."
-    return f"The job stopped on an unexpected error ({type(error).__name__}: {error}). Nothing was written."
+        from .services import database_error_message
+
+        return f"The job could not finish: {database_error_message(error)}"
+    return ("The job stopped on an unexpected error. Nothing was written; the administrators find the details "
+            "in the server log.")
 
 
 def _fail(job, message):
@@ -224,11 +237,13 @@ def _import(job, dry_run):
     from .services import import_csv
 
     entity = entity_of(job)
+    previewed = job.report.get("previewed_at") if not dry_run else None
     with _open_source(job) as data:
         report = import_csv(entity.resource_class, data, job.user, dry_run=dry_run, mode=job.mode or "create_update",
                             mapping=job.params.get("mapping") or None,
                             progress=lambda done, total: write_progress(job, done, total),
-                            change_reason=job.change_reason)
+                            change_reason=job.change_reason,
+                            changed_since=datetime.fromisoformat(previewed) if previewed else None)
     job.total, job.created, job.updated, job.unchanged = report.total, report.new, report.update, report.skip
     job.rejected = report.error_rows()
     job.report = {
@@ -239,6 +254,8 @@ def _import(job, dry_run):
         "notes": [str(conditional_escape(note)) for note in report.notes],
         "unmatched": list(getattr(report, "unmatched", [])),
         "columns": dict(getattr(report, "columns", {})),
+        # What the preview read was the database as of its start: the import refuses later changes.
+        "previewed_at": job.started_at.isoformat() if dry_run else previewed,
     }
     if job.result:
         default_storage.delete(job.result)
@@ -403,6 +420,12 @@ def _restore_updated(model, history_ids, user, reason, refused):
             now = timezone.now()
             for obj in instances:
                 obj.updated_at = now
+        if "version" in fields:
+            # Undo restores values, never an old version: that would make an edit form
+            # opened before the undo look current again.
+            current = dict(model._base_manager.filter(pk__in=[o.pk for o in instances]).values_list("pk", "version"))
+            for obj in instances:
+                obj.version = current.get(obj.pk, obj.version) + 1
         bulk_update_with_history(instances, model, fields, default_user=user, default_change_reason=reason)
         resource = _resource_for(model)
         if resource is not None and hasattr(resource, "restore_children"):

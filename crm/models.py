@@ -157,9 +157,20 @@ class User(AbstractUser):
 class TimeStampedModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Optimistic locking (crm.versions): an edit form carries the version it was opened at and
+    # is refused when the row moved on. db_default too, so raw COPY inserts (bench, imports)
+    # that do not name the column still get one.
+    version = models.PositiveIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding and self.pk is not None:
+            self.version = (self.version or 0) + 1
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "version"}
+        super().save(*args, **kwargs)
 
 
 class OwnedModel(TimeStampedModel):

@@ -112,6 +112,11 @@ def chunked(values, size=None):
         yield values[i : i + size]
 
 
+def id_key(pk):
+    """The key of an ID among a file's keys (never equal to a natural key: those hold text)."""
+    return ("#id", pk)
+
+
 @dataclass
 class HeaderMatch:
     positions: list = dataclass_field(default_factory=list)  # [(index of the cell, column)]
@@ -156,6 +161,7 @@ class ImportSession:
         self._hashes = array("q")
         self.repeated = None    # hashes of the keys found more than once; None: remember every key
         self.first_lines = {}   # {key: the line it first appeared on}, for the repeated keys
+        self.changed_since = None  # the preview's time: later changes of a matched record refuse its row
 
     def note_keys(self, keys):
         for key in keys:
@@ -480,6 +486,7 @@ class CRMResource(resources.ModelResource):
             if field.column_name in batch.headers:
                 field.widget.prime(self, batch[field.column_name])
         self.match_rows(batch)
+        self.refuse_changed_since_preview()
         self.check_unique(batch)
         self.prepare_rows(batch)
 
@@ -523,11 +530,13 @@ class CRMResource(resources.ModelResource):
             if number in ids:
                 pk = ids[number]
                 instance = found.get(pk)
+                earlier = session.earlier_line(id_key(pk), id_key(pk), batch.lines[number - 1])
                 if instance is None:
                     self.match_errors[number] = {"id": f"No record with ID {pk} that you may edit."}
                 elif pk in session.touched:
+                    where = f" (row {earlier})" if earlier else ""
                     self.match_errors[number] = {
-                        "id": f"Another row of this file already changes the record with ID {pk}."}
+                        "id": f"Another row of this file{where} already changes the record with ID {pk}."}
                 elif mode == "create":
                     self.match_errors[number] = {"id": self.exists_message(instance, by_id=True)}
                 else:
@@ -558,6 +567,38 @@ class CRMResource(resources.ModelResource):
         if self.owned:
             for instance in self.matches.values():
                 instance._placement = (instance.owner_id, instance.business_unit_id)
+
+    def refuse_changed_since_preview(self):
+        """An import started from a preview refuses the rows whose record someone changed
+        after it (its history, or its modification time where a write kept no history): the
+        user confirmed what the preview showed, not an overwrite of a change he never saw.
+        One query per batch."""
+        from django.utils import timezone
+
+        since = self.session.changed_since
+        model = self._meta.model
+        if since is None or not self.matches:
+            return
+        by_pk = {instance.pk: number for number, instance in self.matches.items()}
+        changed = {}  # {pk: (when, by whom)}
+        if hasattr(model, "history"):
+            history, pk_name = model.history.model, model._meta.pk.attname
+            for part in chunked(by_pk):
+                rows = (history.objects.filter(**{f"{pk_name}__in": part}, history_date__gt=since)
+                        .order_by("history_id").values_list(pk_name, "history_date", "history_user__username"))
+                changed.update((pk, (when, who)) for pk, when, who in rows)  # the newest change wins
+        for pk, number in by_pk.items():
+            stamp = getattr(self.matches[number], "updated_at", None)
+            if pk not in changed and stamp is not None and stamp > since:
+                changed[pk] = (stamp, None)
+        verbose = model._meta.verbose_name
+        for pk, (when, who) in changed.items():
+            number = by_pk[pk]
+            del self.matches[number]
+            self.match_errors[number] = {"id": (
+                f"This {verbose} (ID {pk}) was changed by {who or 'someone'} at "
+                f"{timezone.localtime(when):%Y-%m-%d %H:%M:%S} since the preview at "
+                f"{timezone.localtime(since):%Y-%m-%d %H:%M:%S}: validate the file again to review it.")}
 
     def exists_message(self, record, by_id=False):
         """Why a row of an "Add new only" import that matches `record` (which the user may
@@ -725,6 +766,10 @@ class CRMResource(resources.ModelResource):
                     value = field.clean(row) if field.default is not NOT_PROVIDED else widget.clean(row[column], row=row)
                 except ValueError as e:
                     errors[attr] = [str(e)]
+                    continue
+                except ArithmeticError:
+                    # decimal's errors read "[<class 'decimal.InvalidOperation'>]": say what is wrong instead.
+                    errors[attr] = [f"'{row[column][:40]}' is not a number this column can hold."]
                     continue
             if value is not None or field.saves_null_values:
                 if assign is not None:

@@ -1,6 +1,7 @@
 """Writes that touch more than one row or model. Each is one transaction."""
 import csv
 import io
+import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -16,6 +17,9 @@ from simple_history.utils import bulk_update_with_history
 
 from .access import PRESET_NAMES, SHARE_LEVELS, access, entity_key, governed_models, grant_codename, restrict
 from .models import ACTION_LABELS, ACTIONS, BusinessUnit, BusinessUnitUserObjectPermission, Level, Role, RolePermission
+
+logger = logging.getLogger(__name__)
+
 
 class Sections:
     """Record-page context from apps above the page's own app: each registers a provider
@@ -201,6 +205,17 @@ def save_form(form, user):
     return obj
 
 
+def save_edit(entity, form, user):
+    """`entity.save(form, user)` for a validated record form; an existing record is locked
+    first and the save refused (versions.StaleEdit, nothing written) when it is no longer at
+    the version the form was opened at."""
+    from . import versions
+
+    with transaction.atomic():
+        versions.check(form)
+        return entity.save(form, user)
+
+
 def delete_records(queryset, user, entity=None):
     """Delete `queryset`, all of which the user must be allowed to delete. Returns (deleted,
     refused message)."""
@@ -211,7 +226,10 @@ def delete_records(queryset, user, entity=None):
     try:
         with transaction.atomic():
             count = 0
-            for obj in allowed:
+            # Locked in pk order, as every multi-row write here, so two writers cannot deadlock.
+            # A plain query: the entity's select_related joins cannot be locked on PostgreSQL.
+            locked = queryset.model._base_manager.filter(pk__in=allowed.values("pk"))
+            for obj in locked.select_for_update().order_by("pk"):
                 obj._history_user = user
                 obj.delete()
                 count += 1
@@ -227,12 +245,14 @@ def assign_records(queryset, owner, unit, user):
         raise PermissionDenied("You may not assign some of the selected records.")
     if not access(user).may_place(queryset.model, owner, unit, "assign"):
         raise PermissionDenied(f"You may not give records to {owner} in {unit}.")
+    from .versions import bump
+
     with transaction.atomic():
-        objs = list(queryset.select_for_update())
+        objs = list(queryset.select_for_update().order_by("pk"))
         for obj in objs:
             obj.owner, obj.business_unit = owner, unit
         bulk_update_with_history(
-            objs, queryset.model, ["owner", "business_unit"], default_user=user,
+            objs, queryset.model, bump(objs, ["owner", "business_unit"]), default_user=user,
             default_change_reason=f"Assigned to {owner.username} ({unit})",
         )
     return len(objs)
@@ -245,6 +265,8 @@ def share_record(obj, user, target, level="view"):
     grantee = target.group if isinstance(target, BusinessUnit) else target
     model = obj._meta.model_name
     with transaction.atomic():
+        # Two shares of one record at once would both remove and both add the same rows.
+        type(obj)._base_manager.select_for_update().filter(pk=obj.pk).first()
         unshare_record(obj, user, target)
         for action in SHARE_LEVELS[level]:
             assign_perm(f"{action}_{model}", grantee, obj)
@@ -491,6 +513,23 @@ class ImportReport:
         return len({e.row for e in self.errors})
 
 
+def not_csv_message(head):
+    """Why the first bytes of an upload are not a UTF-8 CSV file, or None. Spreadsheets
+    and Windows tools save other formats under a .csv name; saying which one tells the user
+    what to change, where "not UTF-8" or "not a CSV text file" would leave him guessing."""
+    if head.startswith(b"PK\x03\x04"):
+        return ("This is an Excel or other zipped file (XLSX), not a CSV file: in the spreadsheet choose "
+                "Save As > 'CSV UTF-8' and upload that file.")
+    if head.startswith((b"\xd0\xcf\x11\xe0", b"%PDF")):
+        return "This is not a CSV file (it is an old Excel workbook, a Word file or a PDF). Save it as 'CSV UTF-8'."
+    sample = head[:200]
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+            len(sample) >= 4 and sample.count(b"\x00") * 3 >= len(sample) and
+            (sample[1::2].count(b"\x00") * 2 >= len(sample) // 2 or sample[0::2].count(b"\x00") * 2 >= len(sample) // 2)):
+        return ("The file is UTF-16 encoded; imports expect UTF-8. Save it as 'CSV UTF-8' and upload it again.")
+    return None
+
+
 def too_large_message(size):
     # Human sizes: a whole-MB format said "the limit is 0 MB" for any limit under 1 MB.
     return (f"The file is {filesizeformat(size)}; the limit is {filesizeformat(settings.CRM_IMPORT_MAX_BYTES)}."
@@ -538,8 +577,12 @@ class CSVFile:
 
     def lines(self):
         """The file's lines as text; CSVFileError at the first one that is not UTF-8 text."""
+        self.file.seek(0)
+        wrong = not_csv_message(self.file.read(512))
+        if wrong:
+            raise CSVFileError(wrong)
         offset = 0
-        for number, raw in enumerate(self._raw_lines(), start=1):
+        for number, raw in enumerate(self._raw_lines(), start=1):  # it starts again at the first byte
             start = 3 if number == 1 and raw.startswith(b"\xef\xbb\xbf") else 0
             try:
                 text = raw[start:].decode("utf-8")
@@ -561,7 +604,30 @@ class CSVFile:
             for number, cells in enumerate(reader, start=1):
                 yield number, cells
         except csv.Error as e:
+            if "field limit" in str(e):
+                raise CSVFileError(f"Line {reader.line_num} has a cell longer than {csv.field_size_limit():,} "
+                                   "characters, far more than any column takes.") from None
             raise CSVFileError(f"The file is not valid CSV (line {reader.line_num}): {e}.") from None
+
+
+def database_error_message(error):
+    """A database error in words a user can act on; the error itself goes to the log."""
+    from django.db import IntegrityError, OperationalError
+
+    text = str(error).lower()
+    if isinstance(error, OperationalError) and ("locked" in text or "busy" in text):
+        return ("the database was busy with another import or change for too long. Nothing was written: "
+                "start the import again.")
+    if isinstance(error, IntegrityError):
+        return ("they clash with records saved by someone else during the import (a name or key that must be "
+                "unique, or a related record deleted meanwhile). Nothing was written: validate the file again.")
+    if isinstance(error, OperationalError):
+        return "the database connection failed. Nothing was written: start the import again."
+    return ("the database refused them (a value it cannot store). Nothing was written; the administrators "
+            "find the details in the server log.")
+
+
+MAX_MESSAGE = 300  # characters of a row error: a message quoting a 100,000-character cell says no more
 
 
 def _blank(cells):
@@ -603,13 +669,22 @@ class Importer:
         # The first pass reads only the columns the resource's file keys need.
         wanted = resource.file_key_columns() if resource.tracks_file_keys() else ()
         keyed = [(index, column) for index, column in self.positions if column in wanted]
+        # IDs too: a second row with the same ID names the first (ImportSession.earlier_line).
+        from .resources import id_key
+
+        id_index = next((index for index, column in self.positions if column == "ID"), None)
         total = 0
         for number, cells in records:
             if _blank(cells):
                 continue
             total += 1
-            if keyed and len(cells) == self.width:
-                session.note_keys(resource.file_keys(self.row_of(cells, keyed)))
+            if len(cells) == self.width:
+                if keyed:
+                    session.note_keys(resource.file_keys(self.row_of(cells, keyed)))
+                if id_index is not None:
+                    text = cells[id_index].strip()
+                    if text.isascii() and text.isdigit() and int(text) < 2**63:
+                        session.note_keys([id_key(int(text))])
         if not total:
             raise CSVFileError("The file has a header but no rows.")
         session.end_scan()
@@ -660,7 +735,8 @@ class Importer:
                         with transaction.atomic():  # a savepoint: a database error ends the import cleanly
                             errors += self.import_batch(Batch(rows, list(self.headers)))
                     except DatabaseError as e:
-                        report.file_errors.append(f"Rows {rows[0][0]}-{rows[-1][0]}: {e}")
+                        logger.exception("Import of rows %s-%s refused by the database", rows[0][0], rows[-1][0])
+                        report.file_errors.append(f"Rows {rows[0][0]}-{rows[-1][0]}: {database_error_message(e)}")
                         break
                 if errors:
                     errors.sort(key=lambda e: e.row)
@@ -710,12 +786,13 @@ class Importer:
         for attr, messages in error.message_dict.items() if hasattr(error, "error_dict") else [("", error.messages)]:
             column = self.resource.error_column(attr)
             column = self.headers.get(column, column)  # the header as the file writes it
-            found += [RowError(line, column, message) for message in messages]
+            found += [RowError(line, column, message if len(message) <= MAX_MESSAGE
+                               else message[: MAX_MESSAGE - 1] + "…") for message in messages]
         return found
 
 
 def import_csv(resource_class, data, user, dry_run=True, mode="create_update", mapping=None, progress=None,
-               change_reason="CSV import"):
+               change_reason="CSV import", changed_since=None):
     """Validate (dry_run) or import a CSV file: all rows or none.
 
     `data` is bytes or a binary file; it is streamed. `mode`: "create" adds only, "update"
@@ -725,7 +802,9 @@ def import_csv(resource_class, data, user, dry_run=True, mode="create_update", m
     history row the import writes carries `change_reason` (Undo finds the import by it).
 
     The rows go through the resource batch by batch inside one transaction; a dry run, or
-    any invalid row, rolls the whole transaction back."""
+    any invalid row, rolls the whole transaction back. `changed_since` (the time of the
+    preview): a row that would update a record changed after it is refused, not applied
+    over a change the user never saw."""
     report = ImportReport(mode=mode)
     resource = resource_class(user=user)
     try:
@@ -735,6 +814,7 @@ def import_csv(resource_class, data, user, dry_run=True, mode="create_update", m
         if source.size > settings.CRM_IMPORT_MAX_BYTES:
             raise CSVFileError(too_large_message(source.size) + " Split it into smaller files.")
         resource.begin_session(mode=mode, change_reason=change_reason)
+        resource.session.changed_since = changed_since
         importer = Importer(resource, source, report, mapping, progress)
         importer.scan()
     except CSVFileError as e:
@@ -925,10 +1005,13 @@ class BulkWriter:
         row with it goes in first."""
         from django.utils import timezone
 
+        from .versions import bump
+
         if not objs:
             return
         now = timezone.now()
         self._stamp(model, objs, now, created=False)
+        fields = bump(objs, fields)  # an edit form opened before the import is stale now
         tracked = hasattr(model, "history")
         if tracked and before:
             self.baseline(model, objs, before, now)

@@ -5,6 +5,7 @@
 import os
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks",
     "django_tasks_db",
+    "axes",
+    "csp",
     "crm",
     "channels",
     "accounts",
@@ -61,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -70,6 +74,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as axes requires: it turns a lockout flagged during the view into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -98,16 +104,30 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # SQLite holds the write lock for the whole import transaction; wait rather than fail,
-    # and let pages (the job page polling) read beside the worker's writes (WAL).
-    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, init_command="PRAGMA journal_mode=WAL;")
+    # and let pages (the job page polling) read beside the worker's writes (WAL). IMMEDIATE:
+    # a transaction takes the write lock when it begins; one that read first and asked for it
+    # later got "database is locked" at once, without waiting, when another import was writing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, init_command="PRAGMA journal_mode=WAL;",
+                                                          transaction_mode="IMMEDIATE")
 
 AUTH_USER_MODEL = "crm.User"
 AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username and address is refused before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 GUARDIAN_RAISE_403 = False
 ANONYMOUS_USER_NAME = None  # no guardian anonymous user: every page needs a login
+
+# Argon2 for new and changed passwords; the others only verify older hashes, which are
+# rehashed with Argon2 at the user's next login. (tests/conftest.py swaps in a fast hasher.)
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -115,6 +135,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login throttling (django-axes), for /login/ and the admin's login alike: a username is
+# locked from one address after CRM_LOGIN_FAILURES failed attempts, for
+# CRM_LOGIN_COOLOFF_MINUTES (each further attempt while locked starts the wait again). The
+# pair, not the address alone, so colleagues behind one office NAT are not locked out with
+# him, and not the username alone, so nobody elsewhere can lock a user out of his account.
+# Administrators unlock early by deleting the access attempt in the admin (Axes section).
+# Off in the test suite, which logs in with Client.login (no request, which axes needs);
+# tests of the throttling turn it on.
+AXES_ENABLED = env_bool("CRM_LOGIN_THROTTLE", not TESTING)
+AXES_FAILURE_LIMIT = int(os.environ.get("CRM_LOGIN_FAILURES", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("CRM_LOGIN_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets the earlier typos
+AXES_LOCKOUT_CALLABLE = "crm.auth.lockout_response"  # the lockout page in the product's look
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -126,7 +162,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploads, exports and job progress go through the default storage, so web servers and
 # workers on different machines share them: the file system (MEDIA_ROOT) by default, or an
@@ -170,6 +206,10 @@ CRM_MAX_TREE_DEPTH = int(os.environ.get("CRM_MAX_TREE_DEPTH", 10))  # levels of 
 # Where approvers' emailed links point when no web request tells (demo data, the expiry job).
 CRM_BASE_URL = os.environ.get("CRM_BASE_URL", "http://127.0.0.1:8000")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# An upload past CRM_IMPORT_MAX_BYTES is skipped while the request is read, never stored.
+FILE_UPLOAD_HANDLERS = ["crm.uploads.SizeLimitUploadHandler",
+                        "django.core.files.uploadhandler.MemoryFileUploadHandler",
+                        "django.core.files.uploadhandler.TemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 5000  # mass actions post one field per selected row
 
 # Background jobs (imports, large exports): the database backend and `manage.py db_worker`
@@ -207,6 +247,25 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp), the same in every environment so the tests and the
+# browser tests see what production sends: scripts, styles, fonts and XHR from this site
+# only, no inline script, style attribute or handler (they live in static/), no plugins,
+# no framing, forms posting only here. Bootstrap's CSS draws some icons as data: SVGs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -19,23 +19,18 @@ from django.views.generic import TemplateView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
-from . import jobs, services
+from . import jobs, services, versions
 from .access import access, default_levels, is_owned, restrict
 from .filters import RoleFilter, UserFilter
 from .forms import (AssignForm, BootstrapMixin, ImportForm, RoleForm, ShareForm, UserForm, restrict_form_fields,
                     restricts_choices)
+from .ids import as_id, parse_ids
 from .models import Job, Role, SavedView, User
 from .resources import RoleResource, UserResource
 from .tables import CountingPaginator, RoleTable, UserTable, count
 
 ENTITIES = []  # every declared Entity, for the navigation, the role matrix and global search
 PAGE_SIZES = (25, 50, 100, 250)
-MAX_ID = 2**63 - 1
-
-
-def parse_ids(values):
-    """Record ids from request values: plain ASCII digits within the id range; the rest is ignored."""
-    return sorted({int(v) for v in values if v.isascii() and v.isdigit() and int(v) <= MAX_ID})
 
 
 class Entity:
@@ -268,9 +263,9 @@ class GridView(EntityMixin, SingleTableMixin, FilterView):
         return params.urlencode() or self.PLAIN
 
     def get_table_pagination(self, table):
-        size = self.request.GET.get("per_page", "")
-        return {"per_page": int(size) if size.isascii() and size.isdigit() and int(size) in PAGE_SIZES
-                else PAGE_SIZES[0], "paginator_class": CountingPaginator, "page_sizes": PAGE_SIZES}
+        size = as_id(self.request.GET.get("per_page", ""))
+        return {"per_page": size if size in PAGE_SIZES else PAGE_SIZES[0], "paginator_class": CountingPaginator,
+                "page_sizes": PAGE_SIZES}
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
@@ -376,7 +371,7 @@ class RecordFormView(EntityMixin, TemplateView):
 
     def form(self, data=None):
         form = self.entity.form_class(data, instance=self.object, **self.entity.form_kwargs(self.request))
-        return restrict_form_fields(form, self.request.user)
+        return versions.add_version_field(restrict_form_fields(form, self.request.user))
 
     def get(self, request, *args, **kwargs):
         return self.render_to_response(self.get_context_data(form=self.form(), object=self.object))
@@ -384,11 +379,30 @@ class RecordFormView(EntityMixin, TemplateView):
     def post(self, request, *args, **kwargs):
         form = self.form(request.POST)
         if form.is_valid():
-            obj = self.entity.save(form, request.user)
+            try:
+                obj = services.save_edit(self.entity, form, request.user)
+            except versions.StaleEdit as stale:
+                return self.refuse_stale(form, stale)
             messages.success(request, f"{self.entity.verbose_name.capitalize()} “{obj}” saved.")
             return redirect(obj)
         messages.error(request, "Please correct the errors below.")
         return self.render_to_response(self.get_context_data(form=form, object=self.object), status=400)
+
+    def refuse_stale(self, form, stale):
+        """Someone saved the record since this form was opened: nothing was written. The form
+        comes back with the user's values and the current version, beside what changed, so
+        "Apply my changes again" saves them knowingly."""
+        messages.error(self.request, str(stale))
+        if stale.current is None:
+            return redirect(self.url("list"))
+        self.object = self.queryset.filter(pk=stale.pk).first()
+        if self.object is None:  # moved out of his sight meanwhile
+            raise Http404("No such record.")
+        changes = versions.changes_since(self.object, stale.opened, form, self.request.user)
+        again = self.form(versions.resubmit_data(form, stale.current))
+        again.is_valid()  # its field errors, if the record now rejects his values, show at once
+        return self.render_to_response(self.get_context_data(form=again, object=self.object, conflict=changes,
+                                                             stale=stale), status=409)
 
 
 class DeleteView(EntityMixin, TemplateView):
@@ -593,7 +607,12 @@ class ImportView(ImportMixin, TemplateView):
 
     def post(self, request, *args, **kwargs):
         form = ImportForm(request.POST, request.FILES)
-        if form.is_valid() and form.cleaned_data["file"].size > settings.CRM_IMPORT_MAX_BYTES:
+        skipped = getattr(request, "upload_too_large", None)  # crm.uploads dropped it unread
+        if skipped is not None:
+            form.is_valid()
+            form.errors["file"] = form.error_class([services.too_large_message(skipped)
+                                                    + " Split it into smaller files."])
+        elif form.is_valid() and form.cleaned_data["file"].size > settings.CRM_IMPORT_MAX_BYTES:
             form.add_error("file", services.too_large_message(form.cleaned_data["file"].size)
                            + " Split it into smaller files.")
         if not form.is_valid():
@@ -955,7 +974,7 @@ class OwnerAutocompleteView(LoginRequiredMixin, View):
         from django.utils.html import format_html, format_html_join
         from django.utils.safestring import mark_safe
 
-        from .filters import visible_owners
+        from .filters import search_terms, visible_owners
 
         users = visible_owners(request.user, grid_entity(grid, request.user).model)
         chosen_ids = parse_ids(request.GET.getlist(request.GET.get("field", "")))
@@ -964,7 +983,7 @@ class OwnerAutocompleteView(LoginRequiredMixin, View):
         found = []
         if q:
             cond = Q()
-            for term in q.split():
+            for term in search_terms(q):
                 cond &= (Q(username__ilike=term) | Q(first_name__ilike=term) | Q(last_name__ilike=term)
                          | Q(email__ilike=term))
             found = list(users.filter(cond).exclude(pk__in=[u.pk for u in chosen]).order_by("username")[: self.limit])

@@ -63,6 +63,9 @@ class MoneyWidget(widgets.Widget):
     A decimal comma (1234,50) is refused rather than misread."""
 
     pattern = re.compile(r"^-?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?$")
+    # Past decimal's 28 digits of precision quantize fails; below it the model field's own
+    # max_digits check says how many digits the column takes.
+    MAX_WHOLE_DIGITS = 25
 
     def clean(self, value, row=None, **kwargs):
         text = str(value or "").strip()
@@ -70,7 +73,10 @@ class MoneyWidget(widgets.Widget):
             return Decimal("0")
         if not self.pattern.match(text):
             raise ValueError(f"'{value}' is not an amount; write it like 1234.50.")
-        return Decimal(text.replace(",", "")).quantize(Decimal("0.01"))
+        amount = Decimal(text.replace(",", ""))
+        if amount.adjusted() >= self.MAX_WHOLE_DIGITS:
+            raise ValueError(f"'{text[:40]}' is too large an amount.")
+        return amount.quantize(Decimal("0.01"))
 
     def render(self, value, obj=None, **kwargs):
         return "" if value is None else f"{value:.2f}"

@@ -38,3 +38,14 @@ document.body.addEventListener("crm-reload", (event) => {
     window.location.assign(target.href);
   }
 });
+// Controls that act on change or ask before acting, declared in markup (the
+// Content-Security-Policy allows no inline on* handlers): data-autosubmit submits the
+// control's form, data-confirm asks before the button or link does its job.
+document.addEventListener("change", (event) => {
+  const control = event.target.closest("[data-autosubmit]");
+  if (control && control.form) control.form.submit();
+});
+document.addEventListener("click", (event) => {
+  const control = event.target.closest("[data-confirm]");
+  if (control && !window.confirm(control.dataset.confirm)) event.preventDefault();
+});

@@ -244,7 +244,7 @@ def test_a_record_changes_once_per_file(org, settings):
     rows = [["ID", "Name", "Description"], [account.pk, "Once", "first"], ["", "Filler", ""],
             [account.pk, "Once", "second"], ["", "Once", "a new one: the record it names is taken"]]
     report = import_csv(AccountResource, csv_bytes(rows), rep, dry_run=False)
-    assert errors_of(report) == [(4, "ID", f"Another row of this file already changes the record with ID "
+    assert errors_of(report) == [(4, "ID", f"Another row of this file (row 2) already changes the record with ID "
                                            f"{account.pk}.")]
     report = import_csv(AccountResource, csv_bytes(rows[:3] + rows[4:]), rep, dry_run=False)
     assert report.ok and (report.update, report.new) == (1, 2), errors_of(report)

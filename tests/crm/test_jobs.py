@@ -133,7 +133,7 @@ def test_running_job_page_polls_and_shows_progress(rep, east_rep):
     jobs.write_progress(job, 2500, 10000)
     html = rep.get(job.get_absolute_url()).content.decode()
     assert f'hx-get="/jobs/{job.pk}/" hx-trigger="every 1s"' in html
-    assert "2,500 of 10,000 rows" in html and 'style="width: 25%"' in html
+    assert "2,500 of 10,000 rows" in html and 'crm-w-25' in html
     partial = rep.get(job.get_absolute_url(), HTTP_HX_REQUEST="true")
     assert partial.templates[0].name == "crm/_job.html"
     assert "<html" not in partial.content.decode()

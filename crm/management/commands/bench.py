@@ -1304,12 +1304,13 @@ class PostgresDatabases:
         return self.names[size]
 
     @contextmanager
-    def scratch(self, size):
+    def scratch(self, size, label="scratch"):
         """A copy of the database of `size`, in use until the block ends and then dropped:
         the import's runs are rolled back, but the rows they wrote stay behind as dead tuples
-        and grown indexes until a vacuum, and would slow and skew the next run's pages."""
+        and grown indexes until a vacuum, and would slow and skew the next run's pages.
+        `label` names the copy, so the load test and the benchmark do not drop each other's."""
         source = self.names[size]
-        name = f"{source}_scratch"
+        name = f"{source}_{label}"
         quote = connection.ops.quote_name
         # A file copy: the default (WAL_LOG) strategy writes the whole database to the WAL.
         strategy = " STRATEGY FILE_COPY" if connection.pg_version >= 150000 else ""

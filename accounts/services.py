@@ -10,6 +10,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.utils import bulk_update_with_history
 
 from crm.access import restrict
+from crm.ids import as_id
 from crm.services import Sections
 from crm.versions import bump
 
@@ -75,7 +76,7 @@ def merge_accounts(master, accounts, choices, user):
         others = [locked[pk] for pk in ids if pk != master.pk]
         kept = []
         for f in mergeable_fields():
-            source = locked.get(_as_id(choices.get(f.name)), master)
+            source = locked.get(as_id(choices.get(f.name)), master)
             value = getattr(source, f.attname)
             if getattr(master, f.attname) != value:
                 setattr(master, f.attname, value)
@@ -95,11 +96,6 @@ def merge_accounts(master, accounts, choices, user):
             other._change_reason = f"Merged into “{master}” (#{master.pk})"
             other.delete()
     return master
-
-
-def _as_id(value):
-    text = str(value if value is not None else "")
-    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _has_history(model):

@@ -9,7 +9,7 @@ from crm.views import Entity, EntityMixin
 
 from . import services
 from .filters import AccountFilter
-from .forms import AccountForm
+from .forms import AccountForm, MergeForm
 from .models import Account
 from .resources import AccountResource
 from .tables import AccountTable
@@ -60,20 +60,28 @@ class MergeView(EntityMixin, TemplateView):
         master = self.accounts[0]
         return self.render_page(master, services.default_choices(master, self.accounts))
 
-    def render_page(self, master, choices):
+    def render_page(self, master, choices, form=None, status=200):
         rows = []
         for f in services.mergeable_fields():
             cells = [(a, getattr(a, f.name)) for a in self.accounts]
             differs = len({str(v) for _, v in cells}) > 1
             rows.append({"field": f, "cells": cells, "chosen": choices[f.name], "differs": differs})
-        return self.render_to_response(self.get_context_data(accounts=self.accounts, master=master, rows=rows))
+        return self.render_to_response(self.get_context_data(accounts=self.accounts, master=master, rows=rows,
+                                                             form=form), status=status)
 
     def post(self, request, *args, **kwargs):
-        by_id = {str(a.pk): a for a in self.accounts}
-        master = by_id.get(request.POST.get("master"), self.accounts[0])
-        choices = {f.name: request.POST.get(f"field_{f.name}", master.pk) for f in services.mergeable_fields()}
+        form = MergeForm(request.POST, accounts=self.accounts, fields=services.mergeable_fields())
         if "confirm" not in request.POST:  # from the grid, or a new master picked: its defaults
+            master = form.chosen_master()
             return self.render_page(master, services.default_choices(master, self.accounts))
-        master = services.merge_accounts(master, self.accounts, choices, request.user)
-        messages.success(request, f"Merged {len(self.accounts) - 1} account(s) into “{master}”.")
-        return redirect(master)
+        if form.is_valid():
+            master = form.accounts[form.cleaned_data["master"]]
+            try:
+                master = services.merge_accounts(master, self.accounts, form.choices(), request.user)
+            except ValidationError as e:
+                form.add_error(None, e.messages)
+            else:
+                messages.success(request, f"Merged {len(self.accounts) - 1} account(s) into “{master}”.")
+                return redirect(master)
+        master = form.chosen_master()
+        return self.render_page(master, services.default_choices(master, self.accounts), form=form, status=400)

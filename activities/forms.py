@@ -79,6 +79,13 @@ class ActivityForm(BootstrapMixin, forms.ModelForm):
                 help_text="" if choices else "This record has no email address yet: add one first.",
             )
 
+    def clean_subject(self):
+        subject = self.cleaned_data.get("subject", "")
+        # An email's subject is a header: a line break would end it (Django refuses to send it).
+        if self.kind == Activity.Kind.EMAIL and ("\n" in subject or "\r" in subject):
+            raise forms.ValidationError("A subject cannot contain line breaks.")
+        return subject
+
     def clean_occurred_at(self):
         when = self.cleaned_data.get("occurred_at")
         if when and when > timezone.now() + timedelta(days=1):

@@ -10,6 +10,7 @@ from import_export import fields, widgets
 
 from channels.resources import ChoiceWidget
 from crm.access import restrict
+from crm.ids import as_id
 from crm.exports import Column
 from crm.resources import CRMResource, NameWidget, visible_users
 
@@ -69,8 +70,9 @@ class ActivityResource(CRMResource):
         wanted = {}
         for label, pk in zip(batch["Record Type"], batch["Record ID"]):
             model = target_model(str(label or "").strip())
-            if model is not None and str(pk or "").strip().isdigit():
-                wanted.setdefault(model, set()).add(int(pk))
+            pk = as_id(str(pk or "").strip())
+            if model is not None and pk is not None:
+                wanted.setdefault(model, set()).add(pk)
         self.visible_records = set()
         for model, pks in wanted.items():
             ct = ContentType.objects.get_for_model(model)

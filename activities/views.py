@@ -7,6 +7,7 @@ unit's customers he may see, as in Oro); marking a task done needs the activity'
 "change" rule (its author, or who may change the record).
 """
 import json
+import logging
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -18,6 +19,8 @@ from django.views.generic import TemplateView
 from crm.access import get_or_404
 
 from . import services
+
+logger = logging.getLogger(__name__)
 from .forms import TITLES, ActivityForm
 from .models import Activity, target_model
 
@@ -64,8 +67,11 @@ class ActivityCreateView(LoginRequiredMixin, TemplateView):
             if self.kind == Activity.Kind.EMAIL:
                 try:
                     services.send_email(self.target, request.user, data["to_address"], data["subject"], data["body"])
-                except OSError as e:
-                    form.add_error(None, f"The email could not be sent ({e}); nothing was recorded.")
+                except OSError:
+                    # The mail server's error text means nothing to the sender; the log has it.
+                    logger.exception("Sending an email activity failed")
+                    form.add_error(None, "The mail server could not be reached, so the email was not sent and "
+                                         "nothing was recorded. Try again later or tell an administrator.")
                 else:
                     messages.success(request, f"Email sent to {data['to_address']}.")
                     return done_redirect(request, self.target.get_absolute_url() + "#activities")

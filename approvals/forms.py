@@ -3,6 +3,7 @@ from django.forms.models import BaseInlineFormSet, inlineformset_factory
 
 from contacts.models import Contact
 from crm.forms import BootstrapMixin, use_autocomplete
+from crm.ids import as_id
 from customers.models import BusinessCustomer
 
 from . import services
@@ -80,9 +81,8 @@ class PurchaseRequestForm(BootstrapMixin, forms.ModelForm):
 
     def chosen_customer(self, data):
         value = (data or {}).get(self.add_prefix("customer")) or self.initial.get("customer")
-        if str(value or "").isascii() and str(value or "").isdigit() and int(value) < 2**63:
-            return BusinessCustomer.objects.filter(pk=int(value)).first()
-        return None
+        value = as_id(value)
+        return BusinessCustomer.objects.filter(pk=value).first() if value is not None else None
 
     def is_valid(self):
         valid = super().is_valid()

@@ -18,12 +18,15 @@ import os
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import NestedObjects, flatten_fieldsets, get_fields_from_path, quote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied
+from django.contrib.contenttypes import views as contenttype_views
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, router
 from django.http import Http404
 from django.shortcuts import redirect
@@ -39,6 +42,7 @@ from . import services, versions
 from .access import access, is_owned, restrict
 from .filters import visible_owners, visible_units
 from .forms import HIDDEN_LABEL, restrict_form_fields, restricts_choices
+from .ids import as_id
 from .models import BusinessUnit, Job, Role, RolePermission, SavedView, User
 
 # Files a user validated on an admin import page, kept in his session: only those can be
@@ -47,10 +51,7 @@ ADMIN_IMPORTS = "crm_admin_imports"
 
 
 def parse_pk(value):
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None
+    return as_id(value.strip() if isinstance(value, str) else value)
 
 
 def visible_ids(model, objs, user, action="view"):
@@ -166,6 +167,35 @@ def placement_form(form_class, user, model, model_admin=None, request=None):
         PlacedForm.base_fields[versions.VERSION] = versions.version_field(None)
     PlacedForm.__name__ = form_class.__name__
     return PlacedForm
+
+
+class Hidden(str):
+    """A delete page's line for a record the user may not view."""
+
+
+def without_hidden_lines(nested, shown=None):
+    """The delete page's nested list with hidden records neither named nor counted: one
+    line per model says some of its records are hidden (however many), and what hangs under
+    a hidden record beyond that line is listed one level up, so visible records stay named."""
+    shown = set() if shown is None else shown
+    out = []
+    for item in nested:
+        if isinstance(item, list):
+            pruned = without_hidden_lines(item, shown)
+            if out and isinstance(out[-1], Hidden) and out[-1] == "":
+                out.pop()
+                out.extend(pruned)
+            elif pruned:
+                out.append(pruned)
+        elif isinstance(item, Hidden):
+            if item in shown:
+                out.append(Hidden(""))  # a placeholder its children replace, dropped below
+            else:
+                shown.add(item)
+                out.append(item)
+        else:
+            out.append(item)
+    return [item for item in out if item != ""]
 
 
 class MaskedHistoryHelper(HistoricalRecordContextHelper):
@@ -325,7 +355,7 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
                 if not allowed:
                     perms_needed.add(opts.verbose_name)
             if model in seen and obj.pk not in seen[model]:
-                return f"{label}: {HIDDEN_LABEL}"
+                return Hidden(f"{label}: {HIDDEN_LABEL}")
             if registered:
                 try:
                     url = reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_change", None, (quote(obj.pk),))
@@ -334,12 +364,27 @@ class CRMAdmin(GuardedModelAdminMixin, ImportExportModelAdmin, SimpleHistoryAdmi
                 return format_html('{}: <a href="{}">{}</a>', label, url, obj)
             return f"{label}: {obj}"
 
-        to_delete = collector.nested(describe)
-        protected = [describe(obj) for obj in collector.protected]
-        model_count = {model._meta.verbose_name_plural: len(objs_) for model, objs_ in collector.model_objs.items()}
+        to_delete = without_hidden_lines(collector.nested(describe))
+        protected = without_hidden_lines([describe(obj) for obj in collector.protected])
+        model_count = {}
+        for model, objs_ in collector.model_objs.items():
+            count = len(seen[model] & {o.pk for o in objs_}) if model in seen else len(objs_)
+            if count:
+                model_count[model._meta.verbose_name_plural] = count
         return to_delete, model_count, perms_needed, protected
 
     # -- import and export: the app's resources with the user, over the restricted rows ---
+    export_template_name = "crm/admin_export.html"  # import-export's, without its inline handler (CSP)
+
+    def export_action(self, request):
+        try:
+            return super().export_action(request)
+        except IncorrectLookupParameters:
+            # The list's filters come from the address; an unknown or malformed one is a
+            # message on the list, as the list itself answers it, not an error page.
+            messages.error(request, "The export's filters are not valid. Choose them again on the list.")
+            return redirect(reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+
     def get_resource_kwargs(self, request, *args, **kwargs):
         return {**super().get_resource_kwargs(request, *args, **kwargs), "user": request.user}
 
@@ -706,3 +751,40 @@ class SavedViewAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         services.save_view(obj, obj.owner)  # a new default replaces the owner's previous one
+
+
+# -- "view on site": the same answer for a hidden record as for a missing one -------------
+
+def restricted_shortcut(request, content_type_id, object_id):
+    """The admin's /r/<type>/<id>/ redirect, for records the user may view through that
+    model's admin: any other id, hidden, missing or no id at all, is the same 404."""
+    content_type = ContentType.objects.filter(pk=as_id(content_type_id)).first() if as_id(content_type_id) else None
+    model = content_type.model_class() if content_type is not None else None
+    if model is None or not admin.site.is_registered(model):
+        raise Http404("No such record.")
+    pk_field = model._meta.pk
+    if isinstance(pk_field, (models.IntegerField, models.AutoField)):
+        pk = as_id(object_id)
+    else:
+        try:
+            pk = pk_field.to_python(object_id)
+        except ValidationError:
+            pk = None
+    model_admin = admin.site.get_model_admin(model)
+    obj = None if pk is None else model_admin.get_queryset(request).filter(pk=pk).first()
+    if obj is None or not model_admin.has_view_permission(request, obj):
+        raise Http404("No such record.")
+    return contenttype_views.shortcut(request, content_type.pk, obj.pk)
+
+
+def _with_restricted_shortcut(get_urls):
+    def urls():
+        patterns = get_urls()
+        for pattern in patterns:
+            if getattr(pattern, "name", None) == "view_on_site":
+                pattern.callback = admin.site.admin_view(restricted_shortcut)
+        return patterns
+    return urls
+
+
+admin.site.get_urls = _with_restricted_shortcut(admin.site.get_urls)

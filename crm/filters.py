@@ -1,5 +1,6 @@
 import django_filters as df
 from django import forms
+from django.core import validators
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
@@ -79,6 +80,10 @@ class CRMFilterSet(df.FilterSet):
 
         guard_id_choices(self.form.fields)
         for f in self.form.fields.values():
+            if isinstance(f, forms.CharField) and f.max_length is None:
+                # A text filter is a LIKE pattern too: the same bound as a search word.
+                f.max_length = MAX_TERM_LENGTH
+                f.validators.append(validators.MaxLengthValidator(MAX_TERM_LENGTH))
             if type(f.widget) in QUICK_SELECTS:
                 f.widget = QUICK_SELECTS[type(f.widget)].like(f.widget)
             w = f.widget
@@ -119,11 +124,14 @@ class CRMFilterSet(df.FilterSet):
 # a pasted paragraph would nest past SQLite's expression depth (a 500) and cost PostgreSQL a
 # plan of thousands of ILIKEs; nobody narrows a search with a tenth word.
 MAX_SEARCH_TERMS = 10
+# Longer words are cut: SQLite refuses a LIKE pattern over 50,000 bytes ("pattern too
+# complex", a 500), and no name, email or note is searched by a word of more than this.
+MAX_TERM_LENGTH = 1000
 
 
 def search_terms(value):
-    """The words of a search that count (MAX_SEARCH_TERMS)."""
-    return value.split()[:MAX_SEARCH_TERMS]
+    """The words of a search that count (MAX_SEARCH_TERMS, each up to MAX_TERM_LENGTH)."""
+    return [term[:MAX_TERM_LENGTH] for term in value.split()[:MAX_SEARCH_TERMS]]
 
 
 # Up to this many ids of a related table's matches are inlined into the query.

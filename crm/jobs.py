@@ -448,7 +448,9 @@ STEPS = {"validate": _validate, "import": _write, "undo": _undo, "export": _expo
 
 def prune(days):
     """Forget finished jobs older than `days` with their files (upload, export, error report).
-    Running jobs stay; a pruned import can no longer be undone."""
+    Running jobs stay, unless their worker died: those are failed first, so a job nobody
+    opens again does not stay "running" for ever. A pruned import can no longer be undone."""
+    fail_stale(Job.objects.filter(state__in=Job.RUNNING))
     cutoff = timezone.now() - timedelta(days=days)
     old = Job.objects.filter(created_at__lt=cutoff).exclude(state__in=Job.RUNNING)
     count = 0

@@ -28,6 +28,7 @@ from import_export import fields, resources, widgets
 from import_export.instance_loaders import ModelInstanceLoader
 
 from .access import access, is_owned, restrict
+from .ids import as_id
 from .models import BusinessUnit, Role
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -515,10 +516,13 @@ class CRMResource(resources.ModelResource):
         for number, row in enumerate(batch.rows, start=1):
             text = str(row.get("ID") or "").strip()
             if text:
-                if text.isascii() and text.isdigit() and int(text) < 2**63:
-                    ids[number] = int(text)
+                pk = as_id(text)
+                if pk is not None:
+                    ids[number] = pk
                 else:
-                    self.match_errors[number] = {"id": f"'{text}' is not a record ID: IDs are whole numbers."}
+                    # Quoted short: a cut 5,000-character message would lose what it says.
+                    shown = text if len(text) <= 40 else text[:39] + "…"
+                    self.match_errors[number] = {"id": f"'{shown}' is not a record ID: IDs are whole numbers."}
             elif self.natural_key:
                 key = self.natural_key_of(row)
                 if key is not None:

@@ -234,8 +234,31 @@ def delete_records(queryset, user, entity=None):
                 obj.delete()
                 count += 1
     except ProtectedError as e:
-        names = ", ".join(sorted({str(o) for o in list(e.protected_objects)[:5]}))
-        return 0, f"Cannot delete: still referenced by {names}."
+        # Only referencing records the user may view are named and counted; the hidden ones
+        # are "other records you cannot see", so the refusal tells nothing of them. One
+        # query per referencing model.
+        from .views import ENTITIES
+
+        entities = {e.model: e for e in ENTITIES}
+        pks_by_model = {}
+        for obj in e.protected_objects:
+            pks_by_model.setdefault(type(obj), set()).add(obj.pk)
+        parts, hidden = [], False
+        for model, pks in sorted(pks_by_model.items(), key=lambda item: str(item[0]._meta.verbose_name_plural)):
+            entity = entities.get(model)
+            try:
+                visible = entity.restricted(user) if entity else restrict(model._default_manager.all(), user)
+            except PermissionDenied:
+                visible = model._default_manager.none()
+            names = sorted(str(o) for o in visible.filter(pk__in=sorted(pks)))
+            hidden = hidden or len(names) < len(pks)
+            if names:
+                noun = model._meta.verbose_name if len(names) == 1 else model._meta.verbose_name_plural
+                listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                parts.append(f"{len(names)} {noun} ({listed})")
+        if hidden:
+            parts.append("other records you cannot see")
+        return 0, f"Cannot delete: still referenced by {'; '.join(parts)}."
     return count, None
 
 
@@ -670,6 +693,7 @@ class Importer:
         wanted = resource.file_key_columns() if resource.tracks_file_keys() else ()
         keyed = [(index, column) for index, column in self.positions if column in wanted]
         # IDs too: a second row with the same ID names the first (ImportSession.earlier_line).
+        from .ids import as_id
         from .resources import id_key
 
         id_index = next((index for index, column in self.positions if column == "ID"), None)
@@ -682,9 +706,10 @@ class Importer:
                 if keyed:
                     session.note_keys(resource.file_keys(self.row_of(cells, keyed)))
                 if id_index is not None:
-                    text = cells[id_index].strip()
-                    if text.isascii() and text.isdigit() and int(text) < 2**63:
-                        session.note_keys([id_key(int(text))])
+                    # as_id, not int(): a 5,000-digit cell made int() raise and the preview fail.
+                    pk = as_id(cells[id_index].strip())
+                    if pk is not None:
+                        session.note_keys([id_key(pk)])
         if not total:
             raise CSVFileError("The file has a header but no rows.")
         session.end_scan()

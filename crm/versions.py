@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from django import forms
 
+from .ids import as_id
+
 VERSION = "version"
 
 
@@ -55,7 +57,8 @@ def opened_at(form):
     raw = str(raw).strip()
     if raw == "":
         return None
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else -1
+    version = as_id(raw)
+    return -1 if version is None else version
 
 
 @dataclass

@@ -5,6 +5,7 @@ from accounts.models import Account
 from channels.models import BUSINESS_CUSTOMER, Channel
 from crm.access import access
 from crm.forms import BootstrapMixin, OwnedForm, use_autocomplete
+from crm.ids import as_id
 
 from .models import (BusinessCustomer, CustomerEmail, CustomerPhone, Location, LocationTag, name_clash_message,
                      name_clashes)
@@ -176,7 +177,8 @@ class BusinessCustomerForm(OwnedForm):
             account = data.get(self.add_prefix("account")) or None
         field = self.fields["primary_contact"]
         contacts = field.queryset  # the contacts app's model, from the field: customers does not import it
-        if str(account or "").isascii() and str(account or "").isdigit() and int(account) < 2**63:
+        account = as_id(account)
+        if account is not None:
             # A subquery, not a join, so a record kept by restrict_form_fields is listed once.
             field.queryset = contacts.filter(pk__in=contacts.filter(accounts=account).values("pk"))
         else:

@@ -2,6 +2,7 @@ from django.db.models import Prefetch
 
 from activities.services import timeline
 from crm.access import access, restrict
+from crm.ids import as_id
 from crm.views import Entity
 
 from . import services
@@ -64,9 +65,9 @@ class CustomerEntity(Entity):
     @classmethod
     def autocomplete_queryset(cls, request, queryset):
         """A parent company is chosen among the customers of the form's channel."""
-        channel = request.GET.get("channel", "")
-        if channel.isascii() and channel.isdigit() and int(channel) < 2**63:
-            return queryset.filter(channel_id=int(channel))
+        channel = as_id(request.GET.get("channel"))
+        if channel is not None:
+            return queryset.filter(channel_id=channel)
         return queryset
 
 
@@ -103,9 +104,8 @@ class LocationEntity(Entity):
     @classmethod
     def form_kwargs(cls, request):
         """`?customer=<pk>` (the customer page's "Add location") preselects the customer."""
-        customer = request.GET.get("customer", "")
-        initial = {"customer": int(customer)} if customer.isascii() and customer.isdigit() and int(
-            customer) < 2**63 else {}
+        customer = as_id(request.GET.get("customer"))
+        initial = {"customer": customer} if customer is not None else {}
         return {"user": request.user, "initial": initial}
 
     @classmethod

@@ -58,6 +58,13 @@ def _write(environment, **kwargs):
         writer.writerows(RECORDED)
 
 
+def status_of(response):
+    """"HTTP 500", or for no answer at all (status 0) what the client met instead."""
+    if response.status_code:
+        return f"HTTP {response.status_code}"
+    return f"no answer ({type(response.error).__name__}: {response.error})"[:200]
+
+
 class BackOfficeUser(HttpUser):
     # Think time of someone reading a grid before the next click.
     wait_time = between(*PLAN["wait"])
@@ -90,7 +97,7 @@ class BackOfficeUser(HttpUser):
         with self.client.get(path, name=name, catch_response=True) as response:
             text = response.text or ""
             if response.status_code != 200:
-                response.failure(f"{path}: HTTP {response.status_code}")
+                response.failure(f"{path}: {status_of(response)}")
             elif "/login/" in response.url:
                 response.failure(f"{path}: sent to the login page")
             elif grid and not TOTAL.search(text):
@@ -152,7 +159,7 @@ class BackOfficeUser(HttpUser):
         with self.client.get(path, name="export (small, filtered)", catch_response=True) as response:
             kind = response.headers.get("Content-Type", "")
             if response.status_code != 200:
-                response.failure(f"{path}: HTTP {response.status_code}")
+                response.failure(f"{path}: {status_of(response)}")
             elif not kind.startswith("text/csv") or "attachment" not in response.headers.get("Content-Disposition", ""):
                 # Above CRM_EXPORT_JOB_ROWS the export becomes a job: the plan chose too large a filter.
                 response.failure(f"{path}: no CSV download ({kind}, {response.url})")

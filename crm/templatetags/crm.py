@@ -6,6 +6,14 @@ register = template.Library()
 SKIP = {"id", "owner", "business_unit", "created_at", "updated_at"}
 
 
+@register.filter
+def web_url(value):
+    """The URL when its scheme is http(s), else "": a stored website may come from an import
+    or the admin, and any other scheme in an href (javascript:, data:) runs when clicked."""
+    value = str(value or "").strip()
+    return value if value.lower().startswith(("http://", "https://")) else ""
+
+
 @register.simple_tag
 def nav_entities(user):
     """The entities in the top bar: those the user's roles let him view at some level."""

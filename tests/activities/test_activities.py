@@ -69,6 +69,22 @@ def test_email_only_to_the_records_addresses(org, client_for, east_customer):
     assert not mail.outbox and not Activity.objects.exists()
 
 
+def test_a_mail_server_failure_says_so_in_words_and_records_nothing(org, client_for, east_customer, monkeypatch):
+    from activities import services
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connection refused by smtp.internal:25")
+
+    monkeypatch.setattr(services.EmailMessage, "send", refuse)
+    CustomerEmailFactory(customer=east_customer, email="buyer@east.example", is_primary=True)
+    client = client_for(org.user("east_rep"))
+    response = client.post(new_url(east_customer, "email"),
+                           {"to_address": "buyer@east.example", "subject": "Your quote", "body": "Hello"})
+    html = response.content.decode()
+    assert "could not be reached" in html and "smtp.internal" not in html and "Errno" not in html
+    assert not Activity.objects.exists()
+
+
 def test_task_can_be_marked_done_and_reopened(org, client_for, east_customer):
     task = ActivityFactory(target=east_customer, kind="task", subject="Follow up")
     client = client_for(org.user("east_rep"))

@@ -152,6 +152,17 @@ def test_a_job_whose_worker_died_is_marked_failed(rep, east_rep, settings):
     assert queued.state == "validating", "a job no worker has picked up yet is waiting, not dead"
 
 
+def test_pruning_fails_a_dead_job_nobody_opens(east_rep, settings):
+    from django.core.management import call_command
+
+    settings.CRM_JOB_STALE_SECONDS = 60
+    started = timezone.now() - timezone.timedelta(minutes=5)
+    job = Job.objects.create(user=east_rep, kind="import", entity="accounts", state="importing", started_at=started)
+    call_command("prune_jobs", "--days", "30")
+    job.refresh_from_db()
+    assert job.state == "failed" and "worker stopped" in job.message
+
+
 def test_a_dropped_connection_fails_the_job_and_writes_nothing(rep, monkeypatch):
     from crm import services
 

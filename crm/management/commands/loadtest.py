@@ -422,9 +422,13 @@ class Command(BaseCommand):
         processes = Processes(folder, env, out)
         phases, failed, job = [Phase("without the import"), Phase("with the import")], [], None
         try:
+            # Keep-alive beyond the longest think time: with gunicorn's 2 s, the server drops an
+            # idle connection just as the client reuses it, and the request dies as "connection
+            # reset" (browsers and proxies retry that; locust's client does not).
             server = processes.start("gunicorn", [
                 sys.executable, "-m", "gunicorn", "crm.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(opts["workers"]), "--threads", str(opts["threads"]), "--timeout", "120"])
+                "--workers", str(opts["workers"]), "--threads", str(opts["threads"]), "--timeout", "120",
+                "--keep-alive", str(int(opts["think"][1]) + 30)])
             processes.start("worker", [*manage, "db_worker", "--no-reload", "--no-startup-delay"])
             wait_for_server(base, server, processes)
             out.write(f"Server on {base} ({opts['workers']} workers x {opts['threads']} threads), worker started.")

@@ -13,9 +13,10 @@ three ways, fastest first:
 
     copy    (PostgreSQL) the database renders every cell as the widget would, neutralises
             formulas and streams the CSV: COPY (SELECT ...) TO STDOUT; Python relays bytes.
+            For XLSX the database renders each row's worksheet XML the same way (numbers
+            and dates stay numbers and dates) and Python deflates it into the workbook.
     values  the same query's native values rendered per column by small functions: other
-            databases, a column that only Python renders (channels' Entities), and XLSX,
-            where numbers and dates stay numbers and dates.
+            databases and a column that only Python renders (channels' Entities).
     python  the Resource's export_row over model instances, for a resource with a column
             that cannot be compiled (none of the project's today).
 
@@ -36,6 +37,7 @@ from django_tables2 import RequestConfig
 from import_export import widgets
 from import_export.widgets import format_datetime
 
+from . import xlsx
 from .resources import FORMULA_PREFIXES, CountryWidget, NameWidget, neutralise
 
 FORMATS = ("csv", "xlsx")
@@ -142,10 +144,11 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _text_cell(value):
-    if value is None or value == "":
+    if value is None:
         return None
     # Removed before neutralising, so a cell "\x01=cmd" cannot turn into a formula.
-    return neutralise(CONTROL_CHARACTERS.sub("", str(value)))
+    value = CONTROL_CHARACTERS.sub("", str(value))
+    return neutralise(value) if value else None
 
 
 def _same(value):
@@ -174,24 +177,53 @@ def to_char_format(fmt):
     return "".join(out)
 
 
+# XLSX cells in SQL: the XML crm.xlsx writes for a value, rendered by the database.
+XLSX_EMPTY = "'<c/>'"
+XLSX_NUMBER = "CASE WHEN {0} IS NULL THEN " + XLSX_EMPTY + " ELSE '<c><v>' || ({0})::text || '</v></c>' END"
+XLSX_BOOLEAN = ("CASE WHEN {0} THEN '<c t=\"b\"><v>1</v></c>' WHEN NOT {0} THEN '<c t=\"b\"><v>0</v></c>' "
+                "ELSE " + XLSX_EMPTY + " END")
+XLSX_DATE = ("CASE WHEN {0} IS NULL THEN " + XLSX_EMPTY + f" ELSE '<c s=\"{xlsx.DATE_STYLE}\"><v>' || "
+             "({0} - DATE '1899-12-30')::text || '</v></c>' END")
+# Text: formulas neutralised, then XML-escaped, CR and LF as character references so that a row
+# stays one line of COPY's output, and COPY's quote and delimiter (see xlsx_copy_statement) out.
+# Control characters, which a worksheet cannot hold, are left for crm.xlsx to remove from the
+# bytes (PostgreSQL's TRANSLATE costs microseconds a cell); neutralising looks past them, so
+# "\x01=cmd" gets its quote as the Python cells give it.
+XLSX_CONTROL = literal("".join(chr(c) for c in range(1, 32) if chr(c) not in "\t\n\r"))
+XLSX_PREFIXES = ", ".join(str(ord(p)) for p in FORMULA_PREFIXES)
+XLSX_TEXT = (
+    "CASE WHEN {0} IS NULL OR {0} = '' THEN " + XLSX_EMPTY + " "
+    "WHEN ASCII({0}) < 32 AND LTRIM({0}, " + XLSX_CONTROL + ") = '' THEN " + XLSX_EMPTY + " ELSE "
+    "'<c t=\"inlineStr\"><is><t xml:space=\"preserve\">' || "
+    "REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE("
+    "CASE WHEN ASCII({0}) IN (" + XLSX_PREFIXES + ") OR ASCII({0}) < 32 AND ASCII(LTRIM({0}, " + XLSX_CONTROL
+    + ")) IN (" + XLSX_PREFIXES + ") THEN '''' || {0} ELSE {0} END, "
+    "'&', '&amp;'), '<', '&lt;'), '>', '&gt;'), CHR(10), '&#10;'), CHR(13), '&#13;'), CHR(1), ''), CHR(2), '') "
+    "|| '</t></is></c>' END")
+
+
 class Kind:
     """How a column's native value (what the values query reads) is written.
 
     text: value -> the CSV text the widget renders. sql: the same in SQL, `{}` standing for
     the value (None: not expressible; a callable: made at export time). cell: value -> the
     XLSX cell. formula: whether the text may start with a formula character (then it is
-    neutralised)."""
+    neutralised). xlsx: the XLSX cell's XML in SQL, as `sql`; text kinds say `text_cell`
+    instead (their cell is XLSX_TEXT of the value without control characters)."""
 
-    def __init__(self, text, sql, cell, formula=True):
+    def __init__(self, text, sql, cell, formula=True, xlsx=None, text_cell=False):
         self.text, self.sql, self.cell, self.formula = text, sql, cell, formula
+        self.xlsx, self.text_cell = xlsx, text_cell
 
 
-TEXT = Kind(_text, "{}", _text_cell)
-INTEGER = Kind(_text, "({})::text", _same)  # negative numbers start with '-': neutralised as text
-NATURAL = Kind(_text, "({})::text", _same, formula=False)  # keys and positive fields: never negative
-MONEY = Kind(lambda v: "" if v is None else f"{v:.2f}", "ROUND({}, 2)::text", _same)
+TEXT = Kind(_text, "{}", _text_cell, text_cell=True)
+# Negative numbers start with '-': neutralised as text.
+INTEGER = Kind(_text, "({})::text", _same, xlsx=XLSX_NUMBER)
+# Keys and positive fields: never negative.
+NATURAL = Kind(_text, "({})::text", _same, formula=False, xlsx=XLSX_NUMBER)
+MONEY = Kind(lambda v: "" if v is None else f"{v:.2f}", "ROUND({}, 2)::text", _same, xlsx=XLSX_NUMBER)
 BOOLEAN = Kind(lambda v: "" if v is None else ("1" if v else "0"),
-               "CASE WHEN {0} THEN '1' WHEN NOT {0} THEN '0' END", _same, formula=False)
+               "CASE WHEN {0} THEN '1' WHEN NOT {0} THEN '0' END", _same, formula=False, xlsx=XLSX_BOOLEAN)
 
 
 def integer_kind(field):
@@ -204,7 +236,8 @@ def integer_kind(field):
 def date_kind(fmt="%Y-%m-%d"):
     pattern = to_char_format(fmt)
     return Kind(lambda v: format_datetime(v, fmt) if v else "",
-                None if pattern is None else f"TO_CHAR({{}}, {literal(pattern)})", _same, formula=False)
+                None if pattern is None else f"TO_CHAR({{}}, {literal(pattern)})", _same, formula=False,
+                xlsx=XLSX_DATE)
 
 
 def datetime_kind(fmt="%Y-%m-%d %H:%M:%S"):
@@ -221,7 +254,12 @@ def datetime_kind(fmt="%Y-%m-%d %H:%M:%S"):
         zone = timezone.get_current_timezone_name()
         return None if pattern is None else f"TO_CHAR({{}} AT TIME ZONE {literal(zone)}, {literal(pattern)})"
 
-    return Kind(text, sql, cell, formula=False)
+    def xlsx_sql():  # days since 1899-12-30 of the local wall-clock time, as crm.xlsx writes them
+        zone = literal(timezone.get_current_timezone_name())
+        return (f"CASE WHEN {{0}} IS NULL THEN {XLSX_EMPTY} ELSE '<c s=\"{xlsx.DATETIME_STYLE}\"><v>' || "
+                f"(EXTRACT(EPOCH FROM ({{0}} AT TIME ZONE {zone})) / 86400 + 25569)::float8::text || '</v></c>' END")
+
+    return Kind(text, sql, cell, formula=False, xlsx=xlsx_sql)
 
 
 class Column:
@@ -255,6 +293,15 @@ class Column:
         if self.render is not None:
             return lambda value: _text_cell(self.render(value))
         return self.kind.cell
+
+    @property
+    def xlsx_sql(self):
+        """The XLSX cell's XML in SQL (`{}` the value), None when only Python renders it."""
+        if self.render is not None:
+            return None
+        if self.kind.text_cell:
+            return XLSX_TEXT
+        return self.kind.xlsx() if callable(self.kind.xlsx) else self.kind.xlsx
 
 
 def choice(path, choices, unknown=None):
@@ -514,7 +561,21 @@ class Export:
             yield batch
 
     def copy_chunks(self):
-        statement, params = self.copy_statement()
+        batch = []
+        # COPY sends one row per message, ending in LF; the CSV module (and so the other
+        # paths) ends rows with CRLF. Line breaks inside quoted cells stay.
+        for row in self.copy_rows(*self.copy_statement()):
+            batch.append(row)
+            if len(batch) == CHUNK_ROWS:
+                self.count_row(len(batch))
+                yield b"\r\n".join(batch) + b"\r\n"
+                batch = []
+        if batch:
+            self.count_row(len(batch))
+            yield b"\r\n".join(batch) + b"\r\n"
+
+    def copy_rows(self, statement, params):
+        """The rows COPY `statement` sends, without their final LF (bytes-like)."""
         if statement is None:
             return
         connection = connections[self.queryset.db]
@@ -526,18 +587,8 @@ class Export:
             debug = getattr(cursor, "debug_sql", None)
             with (debug(statement, params) if debug is not None else nullcontext()):
                 with cursor.cursor.copy(statement, params or None) as copy:
-                    batch = []
-                    # COPY sends one row per message, ending in LF; the CSV module (and so the
-                    # other paths) ends rows with CRLF. Line breaks inside quoted cells stay.
                     for row in copy:
-                        batch.append(row[:-1])
-                        if len(batch) == CHUNK_ROWS:
-                            self.count_row(len(batch))
-                            yield b"\r\n".join(batch) + b"\r\n"
-                            batch = []
-                    if batch:
-                        self.count_row(len(batch))
-                        yield b"\r\n".join(batch) + b"\r\n"
+                        yield row[:-1]
 
     # -- XLSX ------------------------------------------------------------------------------------------
     def cell_rows(self):
@@ -550,14 +601,28 @@ class Export:
             for values in self.value_rows():
                 yield [f(v) for f, v in zip(cells, values)]
 
+    def xlsx_copy_statement(self):
+        """(COPY of each row's worksheet XML, its parameters), or (None, ()) for an empty set.
+        COPY's CSV format, with a delimiter and a quote character that no row holds (text
+        cells drop them, CR and LF are references), sends every row as it is."""
+        try:
+            inner, params = self.values_queryset().query.sql_with_params()
+        except EmptyResultSet:
+            return None, ()
+        cells = [column.xlsx_sql.format(f'q."export_c{i}"') for i, column in enumerate(self.columns)]
+        fence = "" if self.queryset.query.is_sliced else " OFFSET 0"
+        return (f"COPY (SELECT '<row>' || {' || '.join(cells)} || '</row>' FROM ({inner}{fence}) AS q) "
+                "TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')", params)
+
     def write_xlsx(self, out, title):
         """A workbook streamed row by row (crm.xlsx), so memory stays flat. Numbers and dates
-        are cells of their type, text is neutralised."""
-        from . import xlsx
-
+        are cells of their type, text is neutralised. On the copy path the database writes
+        each row's XML."""
         self.count_total()
-        xlsx.write_workbook(out, title, self.headers, self.cell_rows(), on_row=self.count_row,
-                            rows_per_sheet=XLSX_MAX_ROWS)
+        rendered = self.method == "copy" and all(c.xlsx_sql is not None for c in self.columns)
+        rows = self.copy_rows(*self.xlsx_copy_statement()) if rendered else self.cell_rows()
+        xlsx.write_workbook(out, title, self.headers, rows, on_row=self.count_row, rows_per_sheet=XLSX_MAX_ROWS,
+                            rendered=rendered)
         self.report_progress()
 
 

@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape
 MAX_ROWS = 1_048_576  # a worksheet's rows, the header included
 EPOCH = datetime.datetime(1899, 12, 30)  # day 0 of the 1900 date system (its 1900 leap-day bug included)
 DATE_STYLE, DATETIME_STYLE = 1, 2  # indexes into cellXfs below
+CONTROL_BYTES = bytes(c for c in range(32) if chr(c) not in "\t\n\r")  # XML cannot hold them
 
 CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">\
@@ -58,8 +59,9 @@ SHEET_TAIL = "</sheetData></worksheet>"
 
 
 def _text(value):
-    if "&" in value or "<" in value or ">" in value:
-        value = escape(value)
+    if "&" in value or "<" in value or ">" in value or "\r" in value:
+        # CR as a reference: an XML reader turns a literal one into a line feed.
+        value = escape(value, {"\r": "&#13;"})
     return f'<c t="inlineStr"><is><t xml:space="preserve">{value}</t></is></c>'
 
 
@@ -101,15 +103,28 @@ def _cell(value):
     return write(value)
 
 
-def write_workbook(out, title, headers, rows, on_row=None, rows_per_sheet=MAX_ROWS - 1):
+def write_workbook(out, title, headers, rows, on_row=None, rows_per_sheet=MAX_ROWS - 1, rendered=False):
     """Write a workbook to the binary file `out`: `headers` then `rows` (lists of values:
     None, str, int, float, Decimal, bool, date, datetime), continued on further sheets named
     "<title> (2)", ... past a sheet's rows. The strings must hold no control characters (the
-    caller removes them, as it neutralises formulas). Returns the rows written."""
+    caller removes them, as it neutralises formulas). `rendered`: each row is already its
+    UTF-8 `<row>` element, as the cells above would write it (crm.exports renders them in
+    SQL) but for control characters, removed here. Returns the rows written."""
     title = "".join(ch for ch in title if ch not in "[]:*?/\\")[:31] or "Export"
     names, written = [], 0
     header = "<row>" + "".join(_text(str(h)) for h in headers) + "</row>"
     cell, batch = _cell, []
+    if rendered:
+        def joined(items):  # what a worksheet cannot hold, as the Python cells drop it
+            return b"".join(items).translate(None, CONTROL_BYTES)
+
+        markup = None
+    else:
+        def markup(row):
+            return "<row>" + "".join([cell(v) for v in row]) + "</row>"
+
+        def joined(items):
+            return "".join(items).encode()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         rows = iter(rows)
         while True:
@@ -118,17 +133,17 @@ def write_workbook(out, title, headers, rows, on_row=None, rows_per_sheet=MAX_RO
                 sheet.write((SHEET_HEAD + header).encode())
                 on_sheet = 0
                 for row in rows:
-                    batch.append("<row>" + "".join([cell(v) for v in row]) + "</row>")
+                    batch.append(row if markup is None else markup(row))
                     on_sheet += 1
                     if len(batch) == 1000:
-                        sheet.write("".join(batch).encode())
+                        sheet.write(joined(batch))
                         batch.clear()
                         if on_row is not None:
                             on_row(1000)
                     if on_sheet == rows_per_sheet:
                         break
                 if batch:
-                    sheet.write("".join(batch).encode())
+                    sheet.write(joined(batch))
                     if on_row is not None:
                         on_row(len(batch))
                     batch.clear()

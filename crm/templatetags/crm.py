@@ -46,3 +46,11 @@ def display_fields(obj):
 def search_hint(obj):
     hint = getattr(obj, "search_hint", None)
     return format_html('<span class="text-muted small">· {}</span>', hint()) if callable(hint) and hint() else ""
+
+
+@register.simple_tag
+def grid_rows(table):
+    """The rows of a grid's page (crm.tables.body_rows)."""
+    from crm.tables import body_rows
+
+    return body_rows(table)

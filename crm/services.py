@@ -840,6 +840,7 @@ def import_csv(resource_class, data, user, dry_run=True, mode="create_update", m
             raise CSVFileError(too_large_message(source.size) + " Split it into smaller files.")
         resource.begin_session(mode=mode, change_reason=change_reason)
         resource.session.changed_since = changed_since
+        resource.session.writer.rehearsal = dry_run
         importer = Importer(resource, source, report, mapping, progress)
         importer.scan()
     except CSVFileError as e:
@@ -900,6 +901,10 @@ class BulkWriter:
     history row carries the importing user and the import's change reason."""
 
     BEFORE = "State before a CSV import"  # a baseline history row's reason (see update)
+    # A dry run (the preview) writes the records, as later rows must see earlier ones, but
+    # not what nothing reads before the rollback: history rows and rows derived from the
+    # records (a customer's email, phone and group rows). A fifth of a preview's time.
+    rehearsal = False
 
     def __init__(self, user=None, reason="CSV import"):
         from django.db import connection
@@ -1104,6 +1109,8 @@ class BulkWriter:
         object} copied, `constants` ({attname: value}) added, none for an object whose
         `unless_blank` attribute is blank. On PostgreSQL one INSERT ... SELECT from the
         objects' table, so nothing is built or sent per row."""
+        if self.rehearsal:
+            return
         constants = constants or {}
         if not self.copy:
             kept = [obj for obj in objs if unless_blank is None or getattr(obj, unless_blank)]
@@ -1130,6 +1137,8 @@ class BulkWriter:
     def insert_each(self, model, key, ids, variants):
         """One row of `model` per id (in the attribute `key`) and per dict of `variants`
         ({attname: value}, the same attributes in each); on PostgreSQL one statement."""
+        if self.rehearsal:
+            return
         if not ids or not variants:
             return
         varied = list(variants[0])
@@ -1172,6 +1181,8 @@ class BulkWriter:
     def history_of(self, model, objs, history_type, now):
         """The import's history row of each of `objs` as the database now holds it: on
         PostgreSQL one INSERT ... SELECT from the table (nothing to build or send per row)."""
+        if self.rehearsal:
+            return
         if not self.copy:
             return self.history(model, [obj.__dict__ for obj in objs], history_type, now)
         qn = self.connection.ops.quote_name
@@ -1189,6 +1200,8 @@ class BulkWriter:
 
     def history(self, model, sources, history_type, now, reason=None, user_id=False):
         """One history row per source (a dict of attname: value) of `model`."""
+        if self.rehearsal:
+            return
         if not sources:
             return
         history = model.history.model
@@ -1221,6 +1234,8 @@ class BulkWriter:
     def baseline(self, model, objs, before, now):
         """History rows holding the loaded state of the records whose newest history row
         differs from it (or that have none), so Undo finds it just before the import's row."""
+        if self.rehearsal:
+            return
         from django.db.models import Max
 
         history = model.history.model

@@ -18,7 +18,7 @@ from itertools import pairwise
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, MaxLengthValidator, RegexValidator, URLValidator
-from django.db import models
+from django.db import connection, models
 from django.db.models.base import ModelState
 from django.db.models.fields import NOT_PROVIDED
 from django.db.models.signals import post_init, pre_init
@@ -637,10 +637,18 @@ class CRMResource(resources.ModelResource):
         return tuple(getattr(instance, f"{attr}_id") if isinstance(self.field_of(attr).widget, NameWidget)
                      else (getattr(instance, attr) or "").strip().lower() for attr in self.natural_key)
 
+    def for_change(self, queryset):
+        """The records a write will change, locked until it commits (in primary-key order, as
+        every multi-row write takes its locks), so an edit saved meanwhile waits for the
+        import instead of being overwritten by it. A preview locks nothing."""
+        if self.session is None or self.session.writer.rehearsal or not connection.features.has_select_for_update:
+            return queryset
+        return queryset.select_for_update(of=("self",)).order_by("pk")
+
     def load_by_id(self, pks):
         found = {}
         for part in chunked(pks):
-            found.update((obj.pk, obj) for obj in self.get_queryset().filter(pk__in=part))
+            found.update((obj.pk, obj) for obj in self.for_change(self.get_queryset().filter(pk__in=part)))
         return found
 
     # Natural-key parts stored in lower case (e.g. emails), compared without Lower() so their index serves.
@@ -661,7 +669,7 @@ class CRMResource(resources.ModelResource):
                 else:
                     qs = qs.alias(**{f"_key_{attr}": Lower(attr)}).filter(**{f"_key_{attr}__in": values})
             wanted = set(part)
-            for obj in qs:
+            for obj in self.for_change(qs):
                 key = self.record_key(obj)
                 if key in wanted:
                     found.setdefault(key, []).append(obj)

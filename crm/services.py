@@ -638,7 +638,7 @@ def database_error_message(error):
     from django.db import IntegrityError, OperationalError
 
     text = str(error).lower()
-    if isinstance(error, OperationalError) and ("locked" in text or "busy" in text):
+    if isinstance(error, OperationalError) and ("locked" in text or "busy" in text or "deadlock" in text):
         return ("the database was busy with another import or change for too long. Nothing was written: "
                 "start the import again.")
     if isinstance(error, IntegrityError):

@@ -454,3 +454,53 @@ def test_the_note_of_created_accounts_counts_them_all_and_names_ten(org, direct,
     assert report.ok, errors_of(report)
     assert report.notes == ["25 accounts will be created: " + ", ".join(f"New Account {i:02d}" for i in range(10))
                             + ", …."]
+
+
+# -- locks and the preview ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("by", ["ID", "Name"])
+def test_the_write_locks_the_records_it_changes_and_the_preview_locks_nothing(org, direct, by):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = org.user("east_rep")
+    accounts = [own_account(org, "east_rep", f"Locked {i}") for i in range(3)]
+    data = csv_bytes([["ID", "Name", "Description"]]
+                     + [[str(a.pk) if by == "ID" else "", a.name, "changed"] for a in accounts])
+    statements = {}
+    for dry_run in (True, False):
+        with CaptureQueriesContext(connection) as ctx:
+            report = import_csv(AccountResource, data, user, dry_run=dry_run)
+        assert report.ok and report.update == 3, report.errors
+        statements[dry_run] = [q["sql"] for q in ctx.captured_queries if 'FROM "accounts_account"' in q["sql"]]
+    assert not any("FOR UPDATE" in sql for sql in statements[True])
+    locking = [sql for sql in statements[False] if "FOR UPDATE" in sql]
+    assert bool(locking) == connection.features.has_select_for_update
+    assert all('ORDER BY "accounts_account"."id" ASC' in sql for sql in locking)
+    assert set(Account.objects.filter(pk__in=[a.pk for a in accounts]).values_list("description", flat=True)) == \
+        {"changed"}
+
+
+def test_a_preview_writes_no_history_nor_derived_rows(org, direct):
+    history_model = BusinessCustomer.history.model
+    rep = org.user("east_rep")
+    own_account(org, "east_rep", "Acme")
+    data = csv_bytes([["Name", "Channel", "Account", "Email", "Phone"],
+                      ["Previewed GmbH", "Direct Sales", "Acme", "p@example.com", "+49 30 1234567"]])
+    history, emails = history_model.objects.count(), CustomerEmail.objects.count()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        report = import_csv(BusinessCustomerResource, data, rep, dry_run=True)
+    assert report.ok and report.new == 1
+    written = " ".join(q["sql"] for q in ctx.captured_queries)
+    for table in ("customers_historicalbusinesscustomer", "customers_customeremail", "customers_customerphone",
+                  "customers_customergroup"):
+        assert f'INSERT INTO "{table}"' not in written, table
+    report = import_csv(BusinessCustomerResource, data, rep, dry_run=False)
+    assert report.ok and report.written
+    customer = BusinessCustomer.objects.get(name="Previewed GmbH")
+    assert history_model.objects.count() == history + 1 and CustomerEmail.objects.count() == emails + 1
+    assert CustomerPhone.objects.filter(customer=customer, is_primary=True).exists()
+    assert CustomerGroup.objects.filter(customer=customer).count() == len(CustomerGroup.Kind.values)

@@ -224,9 +224,15 @@ class NameWidget(widgets.ForeignKeyWidget):
             return self.queryset_source(resource)
         return self.model._default_manager.all()
 
+    # Records found by earlier batches are kept up to this many (owners, units and channels
+    # repeat on every batch; a file naming a hundred thousand accounts must not be kept whole).
+    KEEP = 5000
+
     def prime(self, resource, values):
         texts = {str(v).strip() for v in values if v not in (None, "") and str(v).strip()}
-        self.cache, self.found = {}, {}  # {lower-case name: record}, {id: record} of every one found
+        if len(self.cache) > self.KEEP:
+            self.cache, self.found = {}, {}  # {lower-case name: record}, {id: record} of every one found
+        texts = {text for text in texts if text.lower() not in self.cache}
         # Names as written first: the column's index answers them (an export imported back
         # writes them so). Only the others are compared in lower case, which no index serves.
         for part in chunked(sorted(texts)):

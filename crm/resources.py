@@ -11,13 +11,15 @@ and reaches the same per-batch and per-row methods.
 """
 import re
 from array import array
+from decimal import Decimal
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from itertools import pairwise
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.validators import EmailValidator, MaxLengthValidator, RegexValidator, URLValidator
+from django.core.validators import (DecimalValidator, EmailValidator, MaxLengthValidator, MaxValueValidator,
+                                    MinValueValidator, RegexValidator, URLValidator)
 from django.db import connection, models
 from django.db.models.base import ModelState
 from django.db.models.fields import NOT_PROVIDED
@@ -72,12 +74,55 @@ URL_SHAPE = re.compile(r"https?://(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-
                        re.IGNORECASE)
 
 
+NUMBERS = (Decimal, int)  # what number widgets give (bool is no int here: type() is compared)
+
+
+def number_check(field):
+    """quick_check of a decimal or integer field: its value (the widget's Decimal or int) is
+    within the field's bounds and, for a decimal, its digits, the checks of its validators
+    (DecimalValidator's arithmetic: digits and decimal places as the value is written)."""
+    low, high = [], []
+    for validator in field.validators:
+        if type(validator) is MinValueValidator and not callable(validator.limit_value):
+            low.append(validator.limit_value)
+        elif type(validator) is MaxValueValidator and not callable(validator.limit_value):
+            high.append(validator.limit_value)
+        elif type(validator) is not DecimalValidator:
+            return None
+    low, high = max(low, default=None), min(high, default=None)
+
+    def in_bounds(value):
+        return (low is None or value >= low) and (high is None or value <= high)
+
+    if isinstance(field, models.DecimalField):
+        max_digits, places = field.max_digits, field.decimal_places
+
+        def check(value):
+            if type(value) is not Decimal or not value.is_finite():
+                return False
+            _, digit_tuple, exponent = value.as_tuple()
+            if exponent >= 0:
+                digits, decimals = (len(digit_tuple) + exponent if digit_tuple != (0,) else 1), 0
+            elif -exponent > len(digit_tuple):
+                digits = decimals = -exponent
+            else:
+                digits, decimals = len(digit_tuple), -exponent
+            return (digits <= max_digits and decimals <= places and digits - decimals <= max_digits - places
+                    and in_bounds(value))
+        return check
+    return lambda value: type(value) is int and in_bounds(value)
+
+
 def quick_check(field, choices_checked=False):
     """A function saying, with a length test and a match or two, that a text passes every
     check of the model field `field` (its validators, its choices when a widget checked them
     already); None when some check has no such shortcut. A text it does not vouch for goes
-    through Field.clean, which says why it is wrong."""
-    if not isinstance(field, (models.CharField, models.TextField)) or (field.choices and not choices_checked):
+    through Field.clean, which says why it is wrong. Decimal and integer fields: number_check."""
+    if field.choices and not choices_checked:
+        return None
+    if isinstance(field, (models.DecimalField, models.IntegerField)):
+        return number_check(field)
+    if not isinstance(field, (models.CharField, models.TextField)):
         return None
     length = field.max_length
     matches = []
@@ -853,7 +898,7 @@ class CRMResource(resources.ModelResource):
         passed = self._passed
         for f, choices_checked, quick in (self._validated_new if instance.pk is None else self._validated):
             raw = stored.get(f.attname)
-            if quick is not None and type(raw) is str and (raw or f.blank) and quick(raw):
+            if quick is not None and (type(raw) is str and (raw or f.blank) or type(raw) in NUMBERS) and quick(raw):
                 continue
             if type(raw) is str and raw in passed[f.name]:
                 continue  # the same text passed them on an earlier row (websites repeat)

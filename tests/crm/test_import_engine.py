@@ -504,3 +504,38 @@ def test_a_preview_writes_no_history_nor_derived_rows(org, direct):
     assert history_model.objects.count() == history + 1 and CustomerEmail.objects.count() == emails + 1
     assert CustomerPhone.objects.filter(customer=customer, is_primary=True).exists()
     assert CustomerGroup.objects.filter(customer=customer).count() == len(CustomerGroup.Kind.values)
+
+
+def test_the_quick_number_checks_agree_with_the_fields_own():
+    """number_check vouches for exactly the values Field.clean accepts (Decimal and int)."""
+    from decimal import Decimal
+
+    from django.core.exceptions import ValidationError
+    from hypothesis import given, settings as hypothesis_settings, strategies as st
+
+    from crm.resources import quick_check
+
+    fields = [BusinessCustomer._meta.get_field(name) for name in
+              ("lifetime_value", "purchase_limit", "approval_expiry_days", "employees")]
+    checks = [(f, quick_check(f)) for f in fields]
+    assert all(check is not None for _, check in checks)
+    decimals = st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e18"), max_value=Decimal("1e18"),
+                           places=None) | st.sampled_from([Decimal("0"), Decimal("0E+3"), Decimal("1E+14"),
+                                                           Decimal("99999999999999.99"), Decimal("0.001"),
+                                                           Decimal("100000000000000"), Decimal("-0.00")])
+    values = decimals | st.integers(min_value=-10, max_value=2**33)
+
+    @hypothesis_settings(max_examples=400, deadline=None)
+    @given(values)
+    def agree(value):
+        for field, check in checks:
+            if type(value) is not (Decimal if field.get_internal_type() == "DecimalField" else int):
+                continue
+            try:
+                field.clean(value, None)
+                valid = True
+            except ValidationError:
+                valid = False
+            assert check(value) == valid, (field.name, value)
+
+    agree()

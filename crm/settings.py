@@ -157,6 +157,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True  # a successful login forgets the earlier typos
 AXES_LOCKOUT_CALLABLE = "crm.auth.lockout_response"  # the lockout page in the product's look
 AXES_VERBOSE = False
+# Behind reverse proxies (a load balancer, nginx) every login would come from their address:
+# CRM_PROXY_COUNT of them append the client's address to X-Forwarded-For (crm.auth.client_ip).
+CRM_PROXY_COUNT = int(os.environ.get("CRM_PROXY_COUNT", 0))
+AXES_CLIENT_IP_CALLABLE = "crm.auth.client_ip"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -269,3 +269,25 @@ def test_dynamic_widths_are_classes_the_stylesheet_defines(pages):
     assert '.crm-tree > li[data-level="1"] { padding-left: 1rem; }' in css
     page = client.get(urls[3]).content.decode()  # the subsidiary's record: its tree is indented by level
     assert 'class="list-unstyled small mb-0 crm-tree"' in page and 'data-level="1"' in page
+
+
+def test_behind_a_proxy_lockouts_follow_the_address_it_saw(throttled, org, settings):
+    settings.CRM_PROXY_COUNT = 1
+    proxy = "10.9.9.9"  # every request reaches the server from the proxy
+
+    def attempt(forwarded, password=WRONG):
+        return Client().post("/login/", {"username": "east_rep", "password": password}, REMOTE_ADDR=proxy,
+                             HTTP_X_FORWARDED_FOR=forwarded)
+
+    # A client that writes its own X-Forwarded-For only adds to the left of what the proxy appends.
+    statuses = [attempt(f"1.2.3.{i}, 203.0.113.5").status_code for i in range(6)]
+    assert statuses == [200] * 4 + [429] * 2
+    assert attempt("203.0.113.6", PASSWORD).status_code == 302  # another client behind the same proxy
+    assert attempt("203.0.113.5", PASSWORD).status_code == 429
+
+
+def test_without_proxies_the_forwarded_header_is_ignored(throttled, org):
+    for i in range(5):
+        Client().post("/login/", {"username": "east_rep", "password": WRONG}, REMOTE_ADDR="10.0.0.7",
+                      HTTP_X_FORWARDED_FOR=f"198.51.100.{i}")
+    assert log_in(Client(), "east_rep", PASSWORD, address="10.0.0.7").status_code == 429

@@ -141,6 +141,9 @@ def quick_check(field, choices_checked=False):
         return None
     if not matches:
         return lambda text: len(text) <= length
+    if len(matches) == 1:  # an email or a website: one shape, called for every row
+        match = matches[0]
+        return lambda text: len(text) <= length and match(text) is not None
     return lambda text: len(text) <= length and all(match(text) for match in matches)
 
 
@@ -281,12 +284,12 @@ class NameWidget(widgets.ForeignKeyWidget):
         # Names as written first: the column's index answers them (an export imported back
         # writes them so). Only the others are compared in lower case, which no index serves.
         for part in chunked(sorted(texts)):
-            for obj in self.base_queryset(resource).filter(**{f"{self.field}__in": part}):
+            for obj in self.base_queryset(resource).filter(**{f"{self.field}__any": part}):
                 self.cache.setdefault(getattr(obj, self.field).lower(), obj)
                 self.found[obj.pk] = obj
         keys = sorted({text.lower() for text in texts} - set(self.cache))
         for part in chunked(keys):
-            qs = self.base_queryset(resource).annotate(_key=Lower(self.field)).filter(_key__in=part)
+            qs = self.base_queryset(resource).annotate(_key=Lower(self.field)).filter(_key__any=part)
             for obj in qs:
                 self.cache.setdefault(getattr(obj, self.field).lower(), obj)
                 self.found[obj.pk] = obj
@@ -639,7 +642,7 @@ class CRMResource(resources.ModelResource):
         if hasattr(model, "history"):
             history, pk_name = model.history.model, model._meta.pk.attname
             for part in chunked(by_pk):
-                rows = (history.objects.filter(**{f"{pk_name}__in": part}, history_date__gt=since)
+                rows = (history.objects.filter(**{f"{pk_name}__any": part}, history_date__gt=since)
                         .order_by("history_id").values_list(pk_name, "history_date", "history_user__username"))
                 changed.update((pk, (when, who)) for pk, when, who in rows)  # the newest change wins
         for pk, number in by_pk.items():
@@ -699,7 +702,7 @@ class CRMResource(resources.ModelResource):
     def load_by_id(self, pks):
         found = {}
         for part in chunked(pks):
-            found.update((obj.pk, obj) for obj in self.for_change(self.get_queryset().filter(pk__in=part)))
+            found.update((obj.pk, obj) for obj in self.for_change(self.get_queryset().filter(pk__any=part)))
         return found
 
     # Natural-key parts stored in lower case (e.g. emails), compared without Lower() so their index serves.
@@ -714,11 +717,11 @@ class CRMResource(resources.ModelResource):
             for i, attr in enumerate(self.natural_key):
                 values = sorted({key[i] for key in part}, key=str)
                 if related[i]:
-                    qs = qs.filter(**{f"{attr}_id__in": values})
+                    qs = qs.filter(**{f"{attr}_id__any": values})
                 elif attr in self.natural_key_lower_case:
-                    qs = qs.filter(**{f"{attr}__in": values})
+                    qs = qs.filter(**{f"{attr}__any": values})
                 else:
-                    qs = qs.alias(**{f"_key_{attr}": Lower(attr)}).filter(**{f"_key_{attr}__in": values})
+                    qs = qs.alias(**{f"_key_{attr}": Lower(attr)}).filter(**{f"_key_{attr}__any": values})
             wanted = set(part)
             for obj in self.for_change(qs):
                 key = self.record_key(obj)
@@ -776,10 +779,11 @@ class CRMResource(resources.ModelResource):
                 checked[model_field.name] = getattr(field.widget, "checks_choices", False)
         required = {f.name: f for f in model._meta.concrete_fields
                     if not (f.blank or f.is_relation or f.primary_key or f.has_default())}
-        self._validated = [(f, checked[name], quick_check(f, checked[name])) for name, f in validated.items()]
-        self._validated_new = self._validated + [(f, False, quick_check(f, False))
+        self._validated = [(f, f.attname, f.blank, checked[name], quick_check(f, checked[name]))
+                           for name, f in validated.items()]
+        self._validated_new = self._validated + [(f, f.attname, f.blank, False, quick_check(f, False))
                                                  for name, f in required.items() if name not in validated]
-        self._passed = {f.name: set() for f, _, _ in self._validated_new}  # {field: texts that passed its checks}
+        self._passed = {f.name: set() for f, *_ in self._validated_new}  # {field: texts that passed its checks}
         self._attnames = [f.attname for f in model._meta.concrete_fields]
         self._compared = [f.attname for f in model._meta.concrete_fields
                           if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))]
@@ -896,9 +900,10 @@ class CRMResource(resources.ModelResource):
         errors = {}
         stored = instance.__dict__
         passed = self._passed
-        for f, choices_checked, quick in (self._validated_new if instance.pk is None else self._validated):
-            raw = stored.get(f.attname)
-            if quick is not None and (type(raw) is str and (raw or f.blank) or type(raw) in NUMBERS) and quick(raw):
+        for f, attname, blank, choices_checked, quick in (self._validated_new if instance.pk is None
+                                                          else self._validated):
+            raw = stored.get(attname)
+            if quick is not None and (type(raw) is str and (raw or blank) or type(raw) in NUMBERS) and quick(raw):
                 continue
             if type(raw) is str and raw in passed[f.name]:
                 continue  # the same text passed them on an earlier row (websites repeat)

@@ -16,6 +16,7 @@ from import_export.tmp_storages import MediaStorage
 from simple_history.utils import bulk_update_with_history
 
 from .access import PRESET_NAMES, SHARE_LEVELS, access, entity_key, governed_models, grant_codename, restrict
+from .lookups import array_literal
 from .models import ACTION_LABELS, ACTIONS, BusinessUnit, BusinessUnitUserObjectPermission, Level, Role, RolePermission
 
 logger = logging.getLogger(__name__)
@@ -654,7 +655,7 @@ MAX_MESSAGE = 300  # characters of a row error: a message quoting a 100,000-char
 
 
 def _blank(cells):
-    return not any(cell.strip() for cell in cells)
+    return not any(map(str.strip, cells))
 
 
 class Importer:
@@ -686,12 +687,13 @@ class Importer:
             report.notes.append(f"{match.blank} column{'s' if match.blank != 1 else ''} without a header "
                                 f"{'were' if match.blank != 1 else 'was'} ignored.")
         self.positions = match.positions
+        self.matched = self.picker(self.positions)
         self.headers = {column: header for header, column in match.columns.items()}
         session = resource.session
         session.headers = self.headers
         # The first pass reads only the columns the resource's file keys need.
         wanted = resource.file_key_columns() if resource.tracks_file_keys() else ()
-        keyed = [(index, column) for index, column in self.positions if column in wanted]
+        keyed = self.picker([(index, column) for index, column in self.positions if column in wanted])
         # IDs too: a second row with the same ID names the first (ImportSession.earlier_line).
         from .ids import as_id
         from .resources import id_key
@@ -703,7 +705,7 @@ class Importer:
                 continue
             total += 1
             if len(cells) == self.width:
-                if keyed:
+                if keyed[1]:
                     session.note_keys(resource.file_keys(self.row_of(cells, keyed)))
                 if id_index is not None:
                     # as_id, not int(): a 5,000-digit cell made int() raise and the preview fail.
@@ -715,16 +717,28 @@ class Importer:
         session.end_scan()
         report.total = total
 
-    def row_of(self, cells, positions=None):
-        """{column: cell} of the file's matched columns, stripped, formula quotes removed."""
+    @staticmethod
+    def picker(positions):
+        """(pick, columns) for row_of: `pick(cells)` gives the cells of `positions` ((index,
+        column) pairs) as a tuple, picked in C (a file has a million rows of a few dozen cells)."""
+        from operator import itemgetter
+
+        indexes = [index for index, _ in positions]
+        pick = (itemgetter(*indexes) if len(indexes) > 1  # itemgetter(i) gives no tuple
+                else lambda cells: tuple(cells[index] for index in indexes))
+        return pick, [column for _, column in positions]
+
+    def row_of(self, cells, picker=None):
+        """{column: cell} of the file's matched columns (or `picker`'s), stripped, formula
+        quotes removed."""
         from .resources import unneutralise
 
-        positions = positions or self.positions
-        values = [cells[index].strip() for index, _ in positions]
+        pick, columns = picker or self.matched
+        values = [cell.strip() for cell in pick(cells)]
         # A cell that starts with a quote shows as "\0'" once joined: the file has no NUL.
         if "\x00'" in "\x00" + "\x00".join(values):
             values = [unneutralise(value) for value in values]
-        return dict(zip([column for _, column in positions], values))
+        return dict(zip(columns, values))
 
     # -- the second pass ----------------------------------------------------------------------
     def batches(self):
@@ -1125,14 +1139,14 @@ class BulkWriter:
         names, values = self._with_defaults(model, list(copied) + list(constants), [])
         selected = [qn(columns[name]) for name in copied.values()] + ["%s"] * (len(names) - len(copied))
         params = list(constants.values()) + values
-        where = f"{qn(source._meta.pk.column)} = ANY(%s)"
+        where = f"{qn(source._meta.pk.column)} = ANY(%s::bigint[])"
         if unless_blank is not None:
             where += f" AND {qn(columns[unless_blank])} <> ''"
         sql = (f"INSERT INTO {qn(model._meta.db_table)} "
                f"({', '.join(qn(model._meta.get_field(name).column) for name in names)}) "
                f"SELECT {', '.join(selected)} FROM {qn(source._meta.db_table)} WHERE {where}")
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, params + [[obj.pk for obj in objs]])
+            cursor.execute(sql, params + [array_literal([obj.pk for obj in objs], "bigint")])
 
     def insert_each(self, model, key, ids, variants):
         """One row of `model` per id (in the attribute `key`) and per dict of `variants`
@@ -1153,7 +1167,7 @@ class BulkWriter:
                f"({', '.join(qn(model._meta.get_field(name).column) for name in names)}) "
                f"SELECT i.id, {', '.join([f'v.c{n}' for n in range(len(varied))] + defaults)} "
                f"FROM unnest(%s::bigint[]) AS i(id) CROSS JOIN (VALUES {rows}) AS v({', '.join(f'c{n}' for n in range(len(varied)))})")
-        params = [list(ids)] + [variant[name] for variant in variants for name in varied] + values
+        params = [array_literal(ids, "bigint")] + [variant[name] for variant in variants for name in varied] + values
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
 
@@ -1194,9 +1208,10 @@ class BulkWriter:
         pk = model._meta.pk.column
         sql = (f"INSERT INTO {qn(history._meta.db_table)} ({', '.join(qn(c) for c in target)}) "
                f"SELECT {', '.join(qn(columns[name]) for name in tracked)}, %s, %s, %s, %s "
-               f"FROM {qn(model._meta.db_table)} WHERE {qn(pk)} = ANY(%s)")
+               f"FROM {qn(model._meta.db_table)} WHERE {qn(pk)} = ANY(%s::bigint[])")
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [now, history_type, self.reason, self.user_id, [obj.pk for obj in objs]])
+            cursor.execute(sql, [now, history_type, self.reason, self.user_id,
+                                 array_literal([obj.pk for obj in objs], "bigint")])
 
     def history(self, model, sources, history_type, now, reason=None, user_id=False):
         """One history row per source (a dict of attname: value) of `model`."""
@@ -1247,7 +1262,7 @@ class BulkWriter:
         self._seq_scans(False)
         try:
             for i in range(0, len(pks), 500):  # SQLite caps the number of query parameters
-                last = (history.objects.filter(**{f"{pk_name}__in": pks[i : i + 500]}).values(pk_name)
+                last = (history.objects.filter(**{f"{pk_name}__any": pks[i : i + 500]}).values(pk_name)
                         .annotate(last=Max("history_id")).values("last"))
                 for row in history.objects.filter(history_id__in=last).values(*compared):
                     newest[row[pk_name]] = row

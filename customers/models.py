@@ -195,7 +195,7 @@ def name_clashes(keys):
     if not keys:
         return {}
     names, channels = {n for n, _ in keys}, {c for _, c in keys}
-    rows = (BusinessCustomer.objects.annotate(key=Lower("name")).filter(key__in=names, channel_id__in=channels)
+    rows = (BusinessCustomer.objects.annotate(key=Lower("name")).filter(key__any=names, channel_id__any=channels)
             .values_list("key", "channel_id", "pk", "name", "owner_id", "business_unit_id"))
     return {(key, channel_id): NameClash(*rest) for key, channel_id, *rest in rows if (key, channel_id) in keys}
 

@@ -280,7 +280,7 @@ class BusinessCustomerResource(OwnedResource):
         hidden = sorted({c.account_id for c in self.matches.values()} - set(widget.found))
         widget.hidden = {}
         for part in chunked(hidden):
-            widget.hidden.update((a.pk, a) for a in Account.objects.filter(pk__in=part).only("pk", "name"))
+            widget.hidden.update((a.pk, a) for a in Account.objects.filter(pk__any=part).only("pk", "name"))
         if "Account" not in batch.headers:
             return
         unknown = {}
@@ -373,11 +373,11 @@ class BusinessCustomerResource(OwnedResource):
         candidates = []  # (lower name, channel id, pk) of the customers bearing a wanted name
         for part in chunked(wanted):
             candidates += BusinessCustomer.objects.annotate(key=Lower("name")).filter(
-                key__in=part, channel_id__in=channel_ids).values_list("key", "channel_id", "pk")
+                key__any=part, channel_id__any=channel_ids).values_list("key", "channel_id", "pk")
         unseen = [pk for _, _, pk in candidates if pk not in self.session.touched]
         visible = set()
         for part in chunked(unseen):
-            visible.update(restrict(BusinessCustomer.objects.filter(pk__in=part), self.user, "view")
+            visible.update(restrict(BusinessCustomer.objects.filter(pk__any=part), self.user, "view")
                            .values_list("pk", flat=True))
         found = {(key, channel_id): pk for key, channel_id, pk in candidates
                  if pk in visible or pk in self.session.touched}
@@ -592,7 +592,7 @@ class LocationCustomerWidget(NameWidget):
         if self.user is not None:
             visible = restrict(visible, self.user, "view")
         for i in range(0, len(keys), CHUNK):
-            for customer in visible.annotate(_key=Lower("name")).filter(_key__in=keys[i : i + CHUNK]).order_by("pk"):
+            for customer in visible.annotate(_key=Lower("name")).filter(_key__any=keys[i : i + CHUNK]).order_by("pk"):
                 self.cache.setdefault(customer._key, []).append(customer)
 
     def resolve(self, text):
@@ -768,7 +768,7 @@ class LocationResource(CRMResource):
         self.current_tags = {}  # {location id: {tag id}} of the batch's matched locations
         links = Location.tags.through.objects
         for part in chunked(ids):
-            for location_id, tag_id in links.filter(location_id__in=part).values_list("location_id", "locationtag_id"):
+            for location_id, tag_id in links.filter(location_id__any=part).values_list("location_id", "locationtag_id"):
                 self.current_tags.setdefault(location_id, set()).add(tag_id)
 
     def check_unique(self, batch):
@@ -788,7 +788,7 @@ class LocationResource(CRMResource):
         customer_ids = sorted({customer.pk for _, _, _, customer, _ in rows})
         for part in chunked(names):
             taken.update({(c, key): pk for c, key, pk in Location.objects.annotate(key=Lower("name")).filter(
-                key__in=part, customer_id__in=customer_ids).values_list("customer_id", "key", "pk")})
+                key__any=part, customer_id__any=customer_ids).values_list("customer_id", "key", "pk")})
         for number, line, row, customer, name in rows:
             key = (customer.pk, name.lower())
             clash = key in taken and str(taken[key]) != self.row_pk(number)

@@ -78,7 +78,7 @@ def sync_primary_columns(customers):
     changed = []
     values = {}
     for model, value_field, column in CONTACT_POINTS:
-        values[column] = dict(model.objects.filter(customer_id__in=ids, is_primary=True)
+        values[column] = dict(model.objects.filter(customer_id__any=ids, is_primary=True)
                               .values_list("customer_id", value_field))
     for customer in customers:
         dirty = False
@@ -108,7 +108,7 @@ def sync_primary_rows(customers):
         return
     for model, value_field, column in CONTACT_POINTS:
         rows = {}
-        for row in model.objects.filter(customer_id__in=ids):
+        for row in model.objects.filter(customer_id__any=ids):
             rows.setdefault(row.customer_id, []).append(row)
         demote, promote, replace, create, delete = [], [], [], [], []
         for customer in customers:

@@ -539,3 +539,41 @@ def test_the_quick_number_checks_agree_with_the_fields_own():
             assert check(value) == valid, (field.name, value)
 
     agree()
+
+
+AWKWARD_NAMES = ['Quote "Q" AG', "Back\\slash KG", "O'Brien Ltd", "NULL", "Comma, Inc", "{Braces}", "Ünïcode ß GmbH",
+                 "Tab\tInside", "Semi;colon", "Percent %s SA"]
+
+
+@pytest.mark.django_db
+def test_the_any_lookup_finds_what_in_finds():
+    """`__any` (one array parameter on PostgreSQL) answers as `__in` for every kind of text,
+    for ids, through Lower() and through a relation's id; None is ignored and none is nothing."""
+    from django.db.models.functions import Lower
+
+    accounts = [AccountFactory(name=name) for name in AWKWARD_NAMES + ["Plain"]]
+    wanted = AWKWARD_NAMES + ["missing"]
+    assert set(Account.objects.filter(name__any=wanted)) == set(Account.objects.filter(name__in=wanted)) == set(
+        accounts[:-1])
+    lower = [name.lower() for name in wanted]
+    lowered = Account.objects.annotate(k=Lower("name"))
+    assert set(lowered.filter(k__any=lower)) == set(lowered.filter(k__in=lower)) >= {
+        a for a in accounts[:-1] if a.name.isascii()}  # SQLite lowers ASCII only
+    pks = [a.pk for a in accounts[:3]]
+    assert set(Account.objects.filter(pk__any=pks + [None])) == set(accounts[:3])
+    assert not Account.objects.filter(pk__any=[]).exists()
+    assert set(Account.objects.filter(owner_id__any=[accounts[0].owner_id])) == set(
+        Account.objects.filter(owner_id=accounts[0].owner_id))
+
+
+def test_awkward_names_match_their_records_by_natural_key(org, direct):
+    """Names with quotes, backslashes, commas, braces or the word NULL find their customer."""
+    rep = org.user("east_rep")
+    # ASCII: SQLite's LOWER() knows no other letters, so there "Ü" never matches "ü".
+    existing = [own_customer(org, "east_rep", name, direct) for name in AWKWARD_NAMES if name.isascii()]
+    rows = [["Name", "Channel", "Account", "Legal Name"]] + [
+        [c.name.upper(), "Direct Sales", c.account.name, f"Legal {i}"] for i, c in enumerate(existing)]
+    report = import_csv(BusinessCustomerResource, csv_bytes(rows), rep, dry_run=False)
+    assert report.ok and (report.new, report.update) == (0, len(existing)), errors_of(report)
+    assert [c.legal_name for c in BusinessCustomer.objects.filter(pk__in=[c.pk for c in existing]).order_by("pk")] == [
+        f"Legal {i}" for i in range(len(existing))]

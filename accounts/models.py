@@ -1,10 +1,9 @@
 from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.urls import reverse
-from simple_history.models import HistoricalRecords
 
 from crm.access import restrict
-from crm.models import OwnedModel, share_models
+from crm.models import History, OwnedModel, share_models
 
 
 class Account(OwnedModel):
@@ -22,7 +21,7 @@ class Account(OwnedModel):
     )
     description = models.TextField(blank=True)
     activities = GenericRelation("activities.Activity")
-    history = HistoricalRecords()
+    history = History()
 
     class Meta:
         ordering = ["name"]

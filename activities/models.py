@@ -12,7 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
+
+from crm.models import History
 
 
 @lru_cache(maxsize=None)
@@ -67,7 +68,7 @@ class Activity(models.Model):
     object_id = models.PositiveBigIntegerField()
     target = GenericForeignKey("content_type", "object_id")
 
-    history = HistoricalRecords()
+    history = History()
 
     class Meta:
         verbose_name_plural = "activities"

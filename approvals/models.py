@@ -12,9 +12,8 @@ from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
 
-from crm.models import TimeStampedModel
+from crm.models import History, TimeStampedModel
 from customers.models import CURRENCIES, BusinessCustomer, CustomerChild
 
 
@@ -67,7 +66,7 @@ class PurchaseRequest(CustomerChild, TimeStampedModel):
     approved_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    history = HistoricalRecords()
+    history = History()
 
     objects = PurchaseRequestManager()
 
@@ -145,7 +144,7 @@ class ApprovalRequest(CustomerChild, TimeStampedModel):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+", verbose_name="recorded by")
     expiry_notified_at = models.DateTimeField(null=True, blank=True)
-    history = HistoricalRecords()
+    history = History()
 
     objects = ApprovalManager()
 

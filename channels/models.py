@@ -1,8 +1,7 @@
 from django.db import models
 from django.urls import reverse
-from simple_history.models import HistoricalRecords
 
-from crm.models import TimeStampedModel
+from crm.models import History, TimeStampedModel
 
 BUSINESS_CUSTOMER = "business_customer"
 ENTITY_CHOICES = [(BUSINESS_CUSTOMER, "Business Customer")]
@@ -30,7 +29,7 @@ class Channel(TimeStampedModel):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     # Codes of the enabled entities, comma separated (few, fixed choices; filterable on any database).
     entities = models.CharField("enabled entities", max_length=200, default=BUSINESS_CUSTOMER, blank=True)
-    history = HistoricalRecords()
+    history = History()
 
     objects = ChannelQuerySet.as_manager()
 

@@ -5,10 +5,9 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django_countries.fields import CountryField
-from simple_history.models import HistoricalRecords
 
 from crm.access import restrict, restrict_through
-from crm.models import OwnedModel, TimeStampedModel, share_models
+from crm.models import History, OwnedModel, TimeStampedModel, share_models
 from customers.models import BusinessCustomer
 
 # Following a reports-to chain further than this means the data is broken, not deep.
@@ -26,7 +25,7 @@ class ContactGroup(TimeStampedModel):
 
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
-    history = HistoricalRecords()
+    history = History()
 
     class Meta:
         ordering = ["name"]
@@ -81,7 +80,7 @@ class Contact(OwnedModel):
     groups = models.ManyToManyField(ContactGroup, blank=True, related_name="contacts")
     accounts = models.ManyToManyField("accounts.Account", blank=True, related_name="contacts")
     activities = GenericRelation("activities.Activity")
-    history = HistoricalRecords()
+    history = History()
 
     class Meta:
         ordering = ["last_name", "first_name", "pk"]
@@ -256,7 +255,7 @@ class ContactCustomerAssignment(TimeStampedModel):
     # Set on a copy made by the customer's propagation setting: the assignment it came from
     # (deleting the origin deletes its copies).
     origin = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="copies")
-    history = HistoricalRecords()
+    history = History()
 
     class Meta:
         ordering = ["customer__name", "type"]

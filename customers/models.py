@@ -8,11 +8,10 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django_countries.fields import CountryField
-from simple_history.models import HistoricalRecords
 
 from channels.models import BUSINESS_CUSTOMER, channel_refusal
 from crm.access import access, restrict, restrict_through
-from crm.models import OwnedModel, TimeStampedModel, share_models
+from crm.models import History, OwnedModel, TimeStampedModel, share_models
 
 # ISO 4217 codes offered for the lifetime sales value.
 CURRENCIES = [
@@ -105,7 +104,7 @@ class BusinessCustomer(OwnedModel):
                                        verbose_name="approval group")
 
     activities = GenericRelation("activities.Activity")
-    history = HistoricalRecords()
+    history = History()
 
     class Meta:
         verbose_name = "business customer"
@@ -303,7 +302,7 @@ class Location(CustomerChild, TimeStampedModel):
     country = CountryField(blank=True)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=40, blank=True, validators=[phone_validator])
-    history = HistoricalRecords(m2m_fields=[tags])
+    history = History(m2m_fields=[tags])
 
     class Meta:
         ordering = ["customer__name", "name"]
@@ -334,7 +333,8 @@ class CustomerGroup(CustomerChild, models.Model):
         REQUESTER = "requester", "Requester"
         CONTACT = "contact", "Contact"
 
-    customer = models.ForeignKey(BusinessCustomer, on_delete=models.CASCADE, related_name="groups")
+    # No index of its own: one_group_of_each_kind's (customer, kind) serves lookups by customer.
+    customer = models.ForeignKey(BusinessCustomer, on_delete=models.CASCADE, related_name="groups", db_index=False)
     kind = models.CharField(max_length=10, choices=Kind.choices)
 
     class Meta:
@@ -355,7 +355,7 @@ class CustomerGroupMember(models.Model):
     customer = models.ForeignKey(BusinessCustomer, on_delete=models.CASCADE, related_name="group_members")
     contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="customer_groups")
     group = models.ForeignKey(CustomerGroup, on_delete=models.CASCADE, related_name="members")
-    history = HistoricalRecords()
+    history = History()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["customer", "contact"], name="one_group_per_customer")]

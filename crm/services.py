@@ -1,6 +1,7 @@
 """Writes that touch more than one row or model. Each is one transaction."""
 import csv
 import io
+import itertools
 import logging
 from dataclasses import dataclass, field
 
@@ -658,6 +659,23 @@ def _blank(cells):
     return not any(map(str.strip, cells))
 
 
+class ReadAhead:
+    """An iterator that can read its next item early (`fetch`), while there is time to."""
+
+    def __init__(self, items):
+        self.items, self.early = iter(items), []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.early.pop() if self.early else next(self.items)
+
+    def fetch(self):
+        if not self.early:
+            self.early.extend(itertools.islice(self.items, 1))
+
+
 class Importer:
     """One run of import_csv. The file is read twice: a first pass checks that it can be read,
     matches its header, counts its rows and shows the resource what it must know of the whole
@@ -767,7 +785,8 @@ class Importer:
         done = 0
         with transaction.atomic():
             resource.start_import(report, self)
-            for rows, ragged in self.batches():
+            self.pending = ReadAhead(self.batches())
+            for rows, ragged in self.pending:
                 errors = list(ragged)
                 if rows:
                     try:
@@ -815,6 +834,10 @@ class Importer:
                     updated.append(instance)
                 else:
                     report.skip += 1
+            if stream is not None and hasattr(self, "pending"):
+                # The database is still inserting this batch's records: read the next batch
+                # from the file meanwhile, rather than after waiting for it.
+                self.pending.fetch()
         resource.save_batch(created, updated)
         report.new += len(created)
         report.update += len(updated)

@@ -203,10 +203,8 @@ def seed_b2b(users, channels, accounts, customers, contacts, out):
     from contacts.models import ContactCustomerAssignment
     from contacts.services import assign_roles, move_to_group
     from customers.models import BusinessCustomer, Location, LocationTag
-    from customers.services import create_predefined_groups
 
     admin, manager = users["admin"], users["east_manager"]
-    create_predefined_groups(BusinessCustomer.objects.values_list("pk", flat=True))
     company = customers["Globex Online"]
     if company.purchase_limit is None:
         company.purchase_limit, company.monthly_budget, company.approval_expiry_days = (
@@ -224,7 +222,6 @@ def seed_b2b(users, channels, accounts, customers, contacts, out):
             registration_country="NL", tax_number="NL123456789B01", industry="Manufacturing",
             primary_email="eu@globex.example", billing_city="Rotterdam", billing_country="NL",
             purchase_limit=Decimal("5000.00"), currency="USD")
-        create_predefined_groups([subsidiary.pk])
         out.write("  created business customer Globex Online Europe, a subsidiary of Globex Online")
     customers["Globex Online Europe"] = subsidiary
     tags = {t.name: t for t in LocationTag.objects.all()}

@@ -940,7 +940,7 @@ class BulkWriter:
     BEFORE = "State before a CSV import"  # a baseline history row's reason (see update)
     # A dry run (the preview) writes the records, as later rows must see earlier ones, but
     # not what nothing reads before the rollback: history rows and rows derived from the
-    # records (a customer's email, phone and group rows). A fifth of a preview's time.
+    # records (a customer's email and phone rows). A fifth of a preview's time.
     rehearsal = False
 
     def __init__(self, user=None, reason="CSV import"):
@@ -1170,29 +1170,6 @@ class BulkWriter:
                f"SELECT {', '.join(selected)} FROM {qn(source._meta.db_table)} WHERE {where}")
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params + [array_literal([obj.pk for obj in objs], "bigint")])
-
-    def insert_each(self, model, key, ids, variants):
-        """One row of `model` per id (in the attribute `key`) and per dict of `variants`
-        ({attname: value}, the same attributes in each); on PostgreSQL one statement."""
-        if self.rehearsal:
-            return
-        if not ids or not variants:
-            return
-        varied = list(variants[0])
-        if not self.copy:
-            return self.insert_values(model, [key] + varied,
-                                      [[pk] + [variant[name] for name in varied] for pk in ids for variant in variants])
-        qn = self.connection.ops.quote_name
-        names, values = self._with_defaults(model, [key] + varied, [])
-        rows = ", ".join("(" + ", ".join(["%s"] * len(varied)) + ")" for _ in variants)
-        defaults = ["%s"] * (len(names) - 1 - len(varied))
-        sql = (f"INSERT INTO {qn(model._meta.db_table)} "
-               f"({', '.join(qn(model._meta.get_field(name).column) for name in names)}) "
-               f"SELECT i.id, {', '.join([f'v.c{n}' for n in range(len(varied))] + defaults)} "
-               f"FROM unnest(%s::bigint[]) AS i(id) CROSS JOIN (VALUES {rows}) AS v({', '.join(f'c{n}' for n in range(len(varied)))})")
-        params = [array_literal(ids, "bigint")] + [variant[name] for variant in variants for name in varied] + values
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
 
     def _with_defaults(self, model, attnames, values):
         """`attnames` and the other columns of `model` (not its pk) with the defaults they get

@@ -54,8 +54,8 @@ class BusinessCustomerAdmin(OwnedAdmin):
 
 @admin.register(CustomerGroup)
 class CustomerGroupAdmin(CRMAdmin):
-    """The predefined groups exist exactly as long as their customer (created with it,
-    deleted with it by CASCADE): nobody adds, renames or deletes them here."""
+    """The predefined groups, created with a customer's first member and deleted with the
+    customer by CASCADE: nobody adds, renames or deletes them here."""
 
     list_display = ("kind", "customer")
     list_filter = ("kind",)

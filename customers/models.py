@@ -324,8 +324,10 @@ class Location(CustomerChild, TimeStampedModel):
 
 
 class CustomerGroup(CustomerChild, models.Model):
-    """The predefined groups every customer has (customers.services creates them with the
-    customer); a contact of the customer is a member of exactly one. They decide approvals."""
+    """The predefined groups of a customer; a contact of the customer is a member of exactly
+    one. They decide approvals. The four rows are created together when the customer's first
+    contact joins one (customers.services.create_predefined_groups): a customer nobody has
+    joined has none, and the four kinds are offered all the same."""
 
     class Kind(models.TextChoices):
         ADMIN = "admin", "Admin"

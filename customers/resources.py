@@ -30,7 +30,7 @@ from crm.exports import MONEY, Column, Folded, choice, integer_kind, joined
 from crm.resources import EMAIL_HEADERS, PHONE_HEADERS, CountryWidget, CRMResource, NameWidget, OwnedResource, chunked
 
 from . import services
-from .models import (CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer, CustomerGroup, Location, LocationTag,
+from .models import (CURRENCIES, DEFAULT_CURRENCY, BusinessCustomer, Location, LocationTag,
                      name_clash_message, name_clashes)
 from .tree import ancestor_map, parent_refusal, subtree_heights
 
@@ -501,16 +501,15 @@ class BusinessCustomerResource(OwnedResource):
             super().save_new(ready)
 
     def after_save(self, created, updated):
-        """New customers get their primary email and phone rows and their predefined groups
-        (Admin, Buyer, Requester, Contact), inserted for the whole batch; changed ones have
-        their email and phone rows put in step with the columns (services.sync_primary_rows)."""
+        """New customers get their primary email and phone rows, inserted for the whole batch
+        (their groups come with their first member: services.create_predefined_groups); changed
+        ones have their email and phone rows put in step with the columns
+        (services.sync_primary_rows)."""
         writer = self.session.writer
         if created:
             for model, value_field, column in services.CONTACT_POINTS:
                 writer.insert_from(model, created, {"customer_id": "id", value_field: column}, {"is_primary": True},
                                    unless_blank=column)
-            writer.insert_each(CustomerGroup, "customer_id", [c.pk for c in created],
-                               [{"kind": kind} for kind in CustomerGroup.Kind.values])
         moved = [c for c in updated if (c.primary_email, c.primary_phone) != (
             c._import_before["primary_email"], c._import_before["primary_phone"])]
         if moved:

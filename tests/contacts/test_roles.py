@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from contacts.models import ContactCustomerAssignment as Assignment
+from contacts.services import assign_roles
 from customers.models import CustomerGroup, CustomerGroupMember
 from customers.services import create_predefined_groups
 from tests.customers.factories import BusinessCustomerFactory
@@ -17,9 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def customer_of(org, username, name, **kwargs):
     user = org.user(username)
-    customer = BusinessCustomerFactory(name=name, owner=user, business_unit=user.primary_unit, **kwargs)
-    create_predefined_groups([customer.pk])
-    return customer
+    return BusinessCustomerFactory(name=name, owner=user, business_unit=user.primary_unit, **kwargs)
 
 
 def contact_of(org, username, last_name, *customers):
@@ -244,10 +243,14 @@ def test_staff_move_a_contact_between_groups(org, client_for):
     assert [r["group"].kind for r in page.context["customer_contacts"]] == ["contact"]
 
 
-def test_predefined_groups_come_and_go_with_the_customer(org):
+def test_predefined_groups_come_with_the_first_member_and_go_with_the_customer(org):
     customer = customer_of(org, "east_rep", "Grouped")
+    assert not CustomerGroup.objects.filter(customer=customer).exists()
+    contact = contact_of(org, "east_rep", "Joiner", customer)
+    assign_roles(contact, customer, ["billing"], org.user("east_rep"))
     assert sorted(CustomerGroup.objects.filter(customer=customer).values_list("kind", flat=True)) == [
         "admin", "buyer", "contact", "requester"]
+    assert group_of(contact, customer) == "contact"
     customer.delete()
     assert not CustomerGroup.objects.filter(customer_id=customer.pk).exists()
 
@@ -355,6 +358,7 @@ def test_customer_page_queries_do_not_grow_with_its_contacts(org, client_for):
     root = customer_of(org, "east_rep", "Root")
     customer = customer_of(org, "east_rep", "Busy", account=root.account, parent=root)
     client = client_for(org.user("east_rep"))
+    create_predefined_groups([customer.pk])  # the members below are made by hand
 
     def add(n):
         for i in range(n):

@@ -330,7 +330,7 @@ def test_restore_children_puts_email_and_phone_rows_back_in_step(org, direct):
     assert not contact.phones.exists()
 
 
-def test_new_customers_get_their_rows_and_groups(org, direct):
+def test_new_customers_get_their_email_and_phone_rows_and_no_empty_groups(org, direct):
     rows = [["Name", "Channel", "Account", "Email", "Phone"], ["Rowed", "Direct Sales", "R", "r@x.example", ""]]
     report = import_csv(BusinessCustomerResource, csv_bytes(rows), org.user("east_rep"), dry_run=False)
     assert report.ok, errors_of(report)
@@ -338,8 +338,7 @@ def test_new_customers_get_their_rows_and_groups(org, direct):
     assert list(CustomerEmail.objects.filter(customer=customer).values_list("email", "is_primary")) == [
         ("r@x.example", True)]
     assert not CustomerPhone.objects.filter(customer=customer).exists()
-    assert sorted(CustomerGroup.objects.filter(customer=customer).values_list("kind", flat=True)) == sorted(
-        CustomerGroup.Kind.values)
+    assert not CustomerGroup.objects.filter(customer=customer).exists()  # they come with a first member
 
 
 # -- the error report ---------------------------------------------------------------------------------
@@ -503,7 +502,7 @@ def test_a_preview_writes_no_history_nor_derived_rows(org, direct):
     customer = BusinessCustomer.objects.get(name="Previewed GmbH")
     assert history_model.objects.count() == history + 1 and CustomerEmail.objects.count() == emails + 1
     assert CustomerPhone.objects.filter(customer=customer, is_primary=True).exists()
-    assert CustomerGroup.objects.filter(customer=customer).count() == len(CustomerGroup.Kind.values)
+    assert not CustomerGroup.objects.filter(customer=customer).exists()
 
 
 def test_the_quick_number_checks_agree_with_the_fields_own():

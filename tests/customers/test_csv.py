@@ -245,7 +245,7 @@ def test_parents_created_earlier_in_the_file_and_groups(org, direct, settings):
         Decimal("100.00"), 7, 9)
     from customers.models import CustomerGroup
 
-    assert CustomerGroup.objects.filter(customer__in=got.values()).count() == 5 * 4
+    assert not CustomerGroup.objects.filter(customer__in=got.values()).exists()  # made with a first member
     assert got["Leaf Child"].history.first().parent_id == got["Leaf Sibling"].pk
 
 
